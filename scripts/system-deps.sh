@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Install the Debian packages the tests and `make run` use, if any is missing.
+# Prometheus/promtool, Alertmanager/amtool and Pushgateway back the rule tests and the live loop;
+# kubectl (from the Google Cloud CLI package where present) backs the sandbox fidelity check.
+# Services are never started here: tests and `smart-rollback run` start their own on loopback.
+set -euo pipefail
+
+want=(prometheus prometheus-alertmanager prometheus-pushgateway)
+missing=()
+for pkg in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "system-deps: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null; then SUDO="sudo"; else
+    echo "system-deps: need root (or sudo) to apt-get install ${missing[*]}" >&2; exit 1
+  fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+# Keep the packages' own services from starting on 0.0.0.0 (Debian enables them by default).
+cleanup_policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  cleanup_policy=1
+fi
+trap '[ -n "$cleanup_policy" ] && $SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+if ! $SUDO apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; then
+  $SUDO apt-get update -q >/dev/null
+  $SUDO apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null
+fi
