@@ -138,11 +138,12 @@ def _verdict(decision_id: str, verb: str) -> Any:
     reason = _optional_text(body, "reason") or ""
     rt = runtime()
     method = rt.store.approve_decision if verb == "approve" else rt.store.reject_decision
-    found = method(decision_id, actor=actor, reason=reason)
-    if found is None:
+    result = method(decision_id, actor=actor, reason=reason)
+    if result is None:
         abort(404, f"no decision {decision_id!r}")
-    wanted = "approved" if verb == "approve" else "rejected"
-    if found != wanted:
+    changed, found = result
+    if not changed:
+        wanted = "approved" if verb == "approve" else "rejected"
         abort(409, f"decision {decision_id} is {found}; only a decision pending approval can be {wanted}")
     if verb == "approve":
         rt.worker.wake()

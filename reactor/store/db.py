@@ -1,9 +1,9 @@
 """Engine creation and schema migration for SQLite (the default) and PostgreSQL.
 
-SQLite is opened in WAL mode with ``BEGIN IMMEDIATE`` transactions: every write transaction takes the
-database's single write lock up front, so read-then-write sequences (dedup, job claims, target locks) are
-serialized across threads and gunicorn processes without deadlock-prone lock upgrades. PostgreSQL uses
-row locks (``FOR UPDATE SKIP LOCKED``) and unique constraints instead.
+SQLite runs in WAL mode. Write transactions start with ``BEGIN IMMEDIATE``: they take the database's single
+write lock up front, so read-then-write sequences (dedup, job claims, target locks) are serialized across
+threads and gunicorn processes without deadlock-prone lock upgrades. Reads keep a deferred ``BEGIN`` and
+never wait for a writer. PostgreSQL uses row locks (``FOR UPDATE SKIP LOCKED``) and unique constraints.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 
         database = parsed.database or ""
         if database and database != ":memory:":
             Path(database).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        if database and database != ":memory:":
+            _enable_wal(database)
         engine = create_engine(
             parsed,
             json_serializer=_dumps,
@@ -62,13 +64,24 @@ def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 
     )
 
 
+def _enable_wal(path: str) -> None:
+    """WAL is a property of the database file: set it once, not on every connection (where it would wait
+    for locks held by writers)."""
+    import sqlite3
+
+    conn = sqlite3.connect(path, timeout=30)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+    finally:
+        conn.close()
+
+
 def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # Let us issue BEGIN ourselves (pysqlite's implicit BEGIN is DEFERRED).
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
@@ -76,7 +89,9 @@ def _sqlite_pragmas(engine: Engine, synchronous: str) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers (Store._tx) ask for IMMEDIATE; readers keep a deferred BEGIN and never wait for writers.
+        immediate = conn.get_execution_options().get("sqlite_immediate")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def migrate(engine: Engine, revision: str = "head") -> str:

@@ -91,6 +91,8 @@ class Store:
 
     def __init__(self, engine: Engine, *, clock: Any = time.time) -> None:
         self.engine = engine
+        #: the same pool; on SQLite its transactions start with BEGIN IMMEDIATE (see db.py).
+        self._writer = engine.execution_options(sqlite_immediate=True)
         self.clock = clock
         self.dialect = engine.dialect.name
 
@@ -110,7 +112,7 @@ class Store:
     def _tx(self) -> Iterator[Connection]:
         """A write transaction; database unavailability becomes :class:`StoreUnavailable`."""
         try:
-            with self.engine.begin() as conn:
+            with self._writer.begin() as conn:
                 yield conn
         except (OperationalError, DBAPIError) as exc:
             if isinstance(exc, DBAPIError) and not exc.connection_invalidated and not _transient(exc):
@@ -511,8 +513,10 @@ class Store:
                            data=audit_data if audit_data is not None else _jsonable(values))  # fmt: skip
         return bool(changed)
 
-    def approve_decision(self, decision_id: str, *, actor: str, reason: str = "") -> str | None:
-        """``pending_approval`` → ``approved`` and an execute job, atomically. Returns the status found."""
+    def approve_decision(self, decision_id: str, *, actor: str, reason: str = "") -> tuple[bool, str] | None:
+        """``pending_approval`` → ``approved`` and an execute job, atomically.
+
+        Returns (changed, status now), or None when there is no such decision."""
         now = self.clock()
         d = s.decisions
         with self._tx() as conn:
@@ -520,16 +524,16 @@ class Store:
             if row is None:
                 return None
             if row.status != "pending_approval":
-                return str(row.status)
+                return False, str(row.status)
             conn.execute(update(d).where(d.c.id == decision_id).values(status="approved", actor=actor, updated_at=now))
             self.enqueue(f"decision:{decision_id}:execute", "execute", target=row.target, decision_id=decision_id,
                          conn=conn)  # fmt: skip
             self.audit(conn, "approval", f"approved by {actor}" + (f": {reason}" if reason else ""),
                        target=row.target, decision_id=decision_id, data={"actor": actor, "reason": reason})  # fmt: skip
-        return "approved"
+        return True, "approved"
 
-    def reject_decision(self, decision_id: str, *, actor: str, reason: str = "") -> str | None:
-        """``pending_approval`` → ``rejected``, with who and why. Returns the status found."""
+    def reject_decision(self, decision_id: str, *, actor: str, reason: str = "") -> tuple[bool, str] | None:
+        """``pending_approval`` → ``rejected``, with who and why. Returns (changed, status now) or None."""
         now = self.clock()
         d = s.decisions
         with self._tx() as conn:
@@ -537,14 +541,14 @@ class Store:
             if row is None:
                 return None
             if row.status != "pending_approval":
-                return str(row.status)
+                return False, str(row.status)
             conn.execute(
                 update(d).where(d.c.id == decision_id)
                 .values(status="rejected", actor=actor, updated_at=now, finished_at=now)
             )  # fmt: skip
             self.audit(conn, "approval", f"rejected by {actor}" + (f": {reason}" if reason else ""),
                        target=row.target, decision_id=decision_id, data={"actor": actor, "reason": reason})  # fmt: skip
-        return "rejected"
+        return True, "rejected"
 
     def create_manual(
         self, target: str, *, actor: str, reason: str, payload: Mapping[str, Any], idempotency_key: str | None

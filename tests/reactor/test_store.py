@@ -179,8 +179,9 @@ def test_approval_is_atomic_and_single(store: Store) -> None:
         },
         "decided",
     )
-    assert store.approve_decision(decision["id"], actor="alice") == "approved"
-    assert store.reject_decision(decision["id"], actor="bob") == "approved", "too late: already approved"
+    assert store.approve_decision(decision["id"], actor="alice") == (True, "approved")
+    assert store.approve_decision(decision["id"], actor="alice") == (False, "approved")
+    assert store.reject_decision(decision["id"], actor="bob") == (False, "approved"), "too late: already approved"
     assert store.approve_decision("nope", actor="bob") is None
     assert [k for _, k in jobs(store)] == ["execute"]
 
