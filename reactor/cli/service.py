@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -16,6 +17,8 @@ import click
 
 from reactor.cli import main
 
+#: set when serve created the multiprocess directory itself, so it removes it on exit.
+_OWNED_METRICS_DIR = "SMART_ROLLBACK_OWNED_METRICS_DIR"
 CONFIG_HELP = "YAML settings file (also SMART_ROLLBACK_CONFIG); see docs/configuration.md"
 
 
@@ -84,11 +87,10 @@ def _ensure_multiprocess_env() -> None:
     """prometheus_client reads PROMETHEUS_MULTIPROC_DIR when first imported: set it, then re-exec."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         return
-    if "prometheus_client" not in sys.modules:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="smart-rollback-metrics-")
-        return
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="smart-rollback-metrics-")
-    os.execv(sys.executable, [sys.executable, "-m", "reactor", *sys.argv[1:]])  # noqa: S606
+    os.environ[_OWNED_METRICS_DIR] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    if "prometheus_client" in sys.modules:
+        os.execv(sys.executable, [sys.executable, "-m", "reactor", *sys.argv[1:]])  # noqa: S606
 
 
 def _run_server(settings: Any, *, access_log: bool = False, banner: str = "") -> None:
@@ -118,7 +120,12 @@ def _run_server(settings: Any, *, access_log: bool = False, banner: str = "") ->
     )
     if banner:
         click.echo(banner, err=True)
-    serve(settings, access_log=access_log)
+    try:
+        serve(settings, access_log=access_log)
+    finally:
+        owned = os.environ.get(_OWNED_METRICS_DIR)
+        if owned and owned == os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            shutil.rmtree(owned, ignore_errors=True)
 
 
 def _redact(url: str) -> str:
