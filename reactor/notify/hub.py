@@ -187,11 +187,16 @@ class NotificationHub:
                 self._seen[event.event_id] = None
                 while len(self._seen) > _SEEN_EVENTS:
                     self._seen.popitem(last=False)
+            recipients = self.recipients(event)
             ids = []
-            for channel in self.recipients(event):
+            for channel in recipients:
                 job = self._job(channel, event)
                 if self.dispatcher.submit(job):
                     ids.append(job.id)
+            if recipients and not ids:
+                # Nothing was queued (queue full): let a later publish of the same event try again.
+                with self._seen_lock:
+                    self._seen.pop(event.event_id, None)
             return ids
         except Exception:
             LOG.exception(

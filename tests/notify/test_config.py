@@ -175,3 +175,40 @@ def _module_level_nodes(tree: ast.Module):
             pending.extend(node.body)
             continue
         yield node
+
+
+def test_every_yaml_example_in_the_docs_is_valid():
+    import re
+
+    import yaml
+
+    text = (ROOT / "docs" / "notifications.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    assert len(blocks) >= 8
+    for block in blocks:
+        data = yaml.safe_load(block)
+        if "notifications" in data:
+            parse_notification_settings(data["notifications"])
+        elif "grafana" in data:
+            parse_notification_settings(data)
+        else:  # a map of channels
+            parse_notification_settings({"channels": data})
+
+
+def test_the_receiver_snippet_in_the_docs_verifies_our_signature():
+    import re
+    import time
+
+    from reactor.notify.signing import webhook_signature
+
+    text = (ROOT / "docs" / "notifications.md").read_text()
+    (snippet,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "def verify" in b]
+    namespace: dict = {}
+    exec(compile(snippet, "docs/notifications.md", "exec"), namespace)
+    body, stamp = b'{"version":1}', str(int(time.time()))
+    headers = {
+        "X-Smart-Rollback-Timestamp": stamp,
+        "X-Smart-Rollback-Signature": webhook_signature("k", stamp, body),
+    }
+    assert namespace["verify"](b"k", headers, body)
+    assert not namespace["verify"](b"other", headers, body)
