@@ -106,3 +106,16 @@ def test_region_picks_the_endpoint():
     assert isinstance(eu, OpsgenieOptions) and isinstance(us, OpsgenieOptions)
     assert eu.host == HOSTS["eu"] == "https://api.eu.opsgenie.com"
     assert us.host == "https://api.opsgenie.com"
+
+
+def test_unreachable_api_is_temporary(make_hub, records):
+    from tests.conftest import free_port
+
+    hub = make_hub(
+        {"og": {"type": "opsgenie", "api_key": KEY, "api_url": f"http://127.0.0.1:{free_port()}"}},
+        delivery={"max_attempts": 2},
+    )
+    hub.publish(make_event())
+    (final,) = records.wait_final(1)
+    assert [r.status for r in records.items] == [DeliveryStatus.RETRYING, DeliveryStatus.FAILED]
+    assert "Opsgenie create alert (127.0.0.1): connection failed" in final.error

@@ -21,7 +21,6 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import opsgenie_sdk
-import tenacity
 import urllib3
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -171,11 +170,11 @@ class OpsgenieChannel(ChannelBase):
         try:
             with self._lock:
                 return call()
-        except tenacity.RetryError as exc:
-            inner = exc.last_attempt.exception()
-            raise _map_error(service, inner) from None
         except Exception as exc:  # noqa: BLE001 - every SDK failure becomes a delivery error
-            raise _map_error(service, exc) from None
+            # With its retries off, the SDK's tenacity wrapper raises RetryError around the real error.
+            last_attempt = getattr(exc, "last_attempt", None)
+            inner = last_attempt.exception() if last_attempt is not None else exc
+            raise _map_error(service, inner) from None
 
 
 def _map_error(service: str, exc: BaseException | None) -> Exception:
