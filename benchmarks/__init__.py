@@ -1,1 +1,1 @@
-"""Reproducible benchmarks; each module prints its figures and rewrites its own section of RESULTS.md."""
+"""Reproducible benchmarks; each ``python -m benchmarks.<name>`` rewrites its own section of RESULTS.md."""
