@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from reactor.auth import Authenticator
 from reactor.intake import IntakeWriter
+from reactor.notifications import Notifier
 from reactor.settings import Settings, load_settings
 from reactor.store import Store, StoreUnavailable, current_revision, head_revision, make_engine, migrate
 from reactor.worker import EventFn, Platforms, Worker
@@ -33,10 +34,13 @@ class Runtime:
     writer: IntakeWriter
     worker: Worker
     auth: Authenticator
+    notifier: Notifier | None = None
 
     def close(self) -> None:
         self.worker.stop()
         self.writer.stop()
+        if self.notifier is not None:
+            self.notifier.close()
         self.store.close()
 
 
@@ -74,7 +78,8 @@ def create_app(
                     "run `smart-rollback db upgrade`"
                 )
         store = Store(engine)
-    worker = Worker(store, settings, platforms=platforms, on_event=on_event)
+    notifier = Notifier(settings, store) if on_event is None else None
+    worker = Worker(store, settings, platforms=platforms, on_event=on_event or notifier)
     writer = IntakeWriter(
         store,
         batch_max=settings.intake.batch_max,
@@ -85,7 +90,8 @@ def create_app(
     app = Flask("reactor")
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["smart_rollback"] = Runtime(settings, store, writer, worker, Authenticator(settings.auth))
+    runtime = Runtime(settings, store, writer, worker, Authenticator(settings.auth), notifier)
+    app.extensions["smart_rollback"] = runtime
 
     from reactor.api.ops import bp as ops_bp
     from reactor.api.v1 import bp as v1_bp
@@ -94,6 +100,11 @@ def create_app(
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(v1_bp)
     app.register_blueprint(ops_bp)
+    chatops = settings.notifications.chatops
+    if chatops.slack_signing_secret is not None or chatops.link_secret is not None:
+        from reactor.notify.chatops import create_blueprint
+
+        app.register_blueprint(create_blueprint(settings.notifications, *_approval_callbacks(runtime)))
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(StoreUnavailable, _store_unavailable)
     app.register_error_handler(Exception, _unexpected)
@@ -102,6 +113,29 @@ def create_app(
     if settings.worker.enabled if start_worker is None else start_worker:
         worker.start()
     return app
+
+
+def _approval_callbacks(runtime: Runtime) -> tuple[Any, Any]:
+    """Approve/reject from Slack buttons and signed links, through the same store calls as the API."""
+    from reactor.notify.chatops import ChatOpsResult
+
+    def verdict(verb: str) -> Any:
+        def callback(decision_id: str, actor: str, source: str) -> ChatOpsResult:
+            method = runtime.store.approve_decision if verb == "approve" else runtime.store.reject_decision
+            result = method(decision_id, actor=actor, reason=f"via {source}")
+            if result is None:
+                return ChatOpsResult(False, f"no decision {decision_id}")
+            changed, status = result
+            if not changed:
+                return ChatOpsResult(False, f"decision {decision_id} is already {status}")
+            if verb == "approve":
+                runtime.worker.wake()
+                return ChatOpsResult(True, f"approved by {actor}: rolling back")
+            return ChatOpsResult(True, f"rejected by {actor}: nothing will be rolled back")
+
+        return callback
+
+    return verdict("approve"), verdict("reject")
 
 
 def _http_error(exc: HTTPException) -> Any:

@@ -34,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from reactor.notify.config import NotificationSettings
 from strategies import PLATFORMS, STRATEGIES
 from webhooks import IdentityRules
 
@@ -62,6 +63,8 @@ class ServerSettings(_Model):
     public_url: str | None = None
     #: gunicorn worker timeout, seconds.
     timeout: int = Field(30, ge=5)
+    #: a Grafana dashboard URL for notifications; ``{target}`` and ``{name}`` are filled in.
+    grafana_url: str | None = None
 
     @field_validator("bind")
     @classmethod
@@ -287,6 +290,7 @@ class Settings(_Model):
     releases: dict[str, ReleaseSettings] = {}
     platforms: dict[str, PlatformInstance] = Field(default_factory=_default_platforms)
     health: HealthSettings = HealthSettings()
+    notifications: NotificationSettings = NotificationSettings()
     #: stop every automatic rollback; decisions are still recorded.
     kill_switch: bool = False
 

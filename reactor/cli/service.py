@@ -197,6 +197,12 @@ def check_config(file: str) -> None:
             load_platform(instance.type)(**instance.options)
         except (TypeError, ValueError, ImportError, PlatformError) as exc:
             problems.append(f"platforms.{name} ({instance.type}): {exc}")
+    from reactor.notify import NotificationHub, SecretError
+
+    try:
+        NotificationHub(settings.notifications).close()
+    except SecretError as exc:
+        problems.append(str(exc))
     if problems:
         raise click.ClickException("invalid configuration:\n  - " + "\n  - ".join(problems))
     policy = settings.policies.defaults
