@@ -257,6 +257,8 @@ class Judge:
     def __init__(self, config: JudgeConfig | None = None, *, rng: np.random.Generator | None = None) -> None:
         self.config = config or JudgeConfig()
         self._rng = rng or np.random.default_rng(self.config.seed)
+        self._metric_cache: dict[str, MetricConfig] = {}
+        self._denominator_names = self._denominators()
 
     # ---- public API -------------------------------------------------------------------------------
     def judge(
@@ -279,7 +281,7 @@ class Judge:
         for baseline, canary in pairs:
             done: dict[str, MetricResult] = {}
             pending: list[_Pending] = []
-            names = [n for n in dict.fromkeys([*baseline, *canary]) if n not in self._denominators()]
+            names = [n for n in dict.fromkeys([*baseline, *canary]) if n not in self._denominator_names]
             for name in names:
                 item = self._prepare(name, baseline, canary, len(mw_pairs))
                 if isinstance(item, MetricResult):
@@ -310,7 +312,9 @@ class Judge:
         canary: Mapping[str, Sequence[float] | np.ndarray],
         mw_index: int,
     ) -> MetricResult | _Pending:
-        cfg = self.config.metric(name)
+        cfg = self._metric_cache.get(name)
+        if cfg is None:
+            cfg = self._metric_cache[name] = self.config.metric(name)
         smart = self.config.mode == "smart"
         raw_b = np.asarray(baseline.get(name, ()), dtype=float)
         raw_c = np.asarray(canary.get(name, ()), dtype=float)

@@ -9,6 +9,8 @@ import click
 
 from reactor.cli import main
 
+_FILE = click.Path(dir_okay=False)
+
 
 @main.command()
 @click.option(
@@ -77,3 +79,93 @@ def detect(input_path: str, output_path: str, detector_name: str | None) -> None
         writer.writerow(["timestamp", "value", "anomaly_score"])
         for stamp, value, score in zip(stamps, values, scores):
             writer.writerow([stamp, repr(float(value)) if value == value else "", f"{float(score):.6f}"])
+
+
+@main.command()
+@click.option(
+    "--config", "config_path", required=True, type=_FILE, help="Exporter config (docs/exporter.md)."
+)
+@click.option("--shard", "shard_text", default="0/1", show_default=True, help="This replica's shard i/N.")
+@click.option("--once", is_flag=True, help="Run one cycle, print the reports as JSON and exit.")
+@click.option("--listen", default=None, help="Override the config's listen address (host:port).")
+def exporter(config_path: str, shard_text: str, once: bool, listen: str | None) -> None:
+    """Run the health-score exporter: score targets every interval, serve /metrics, push to sinks."""
+    import logging
+    import os
+    import signal
+    import threading
+
+    from exporters.config import load_config
+    from exporters.errors import ConfigError, ExporterError
+    from exporters.service import Exporter, parse_shard
+    from exporters.sinks import DatadogSeriesSink, HealthCollector, PushgatewayPusher
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(config_path)
+        shard = parse_shard(shard_text)
+        service = Exporter(config, shard=shard)
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    service.registry.register(HealthCollector(service.snapshot))
+    sinks: list = []
+    if config.sinks.pushgateway:
+        pg = config.sinks.pushgateway
+        sinks.append(
+            PushgatewayPusher(pg.url, job=pg.job, grouping=pg.grouping, timeout=pg.timeout, registry=None)
+        )
+    if config.sinks.datadog:
+        dd = config.sinks.datadog
+        sinks.append(
+            DatadogSeriesSink(
+                api_key=os.environ[dd.api_key_env], host=dd.host, prefix=dd.prefix, tags=dd.tags
+            )
+        )
+
+    def publish(reports: list) -> None:
+        current = service.snapshot()
+        for sink in sinks:
+            try:
+                sink.publish(current)
+            except ExporterError as exc:
+                logging.getLogger("smart_rollback.exporter").error("%s", exc)
+
+    if once:
+        reports = service.run_cycle()
+        publish(reports)
+        click.echo(json.dumps([_report_json(r) for r in reports], indent=2, allow_nan=False))
+        return
+    from prometheus_client import start_http_server
+
+    host, _, port = (listen or config.listen).rpartition(":")
+    server, thread = start_http_server(int(port), addr=host, registry=service.registry)
+    click.echo(
+        f"smart-rollback exporter: /metrics on http://{host}:{port}/metrics, shard {shard_text}", err=True
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        service.run_forever(stop, on_cycle=publish)
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+def _report_json(r: object) -> dict:
+    from exporters.service import TargetReport
+
+    assert isinstance(r, TargetReport)
+    return {
+        "target": r.target.key,
+        "labels": r.labels,
+        "score": r.score,
+        "verdict": r.verdict,
+        "data_sufficient": r.sufficient,
+        "anomaly": r.anomaly,
+        "contributions": r.contributions,
+        "predicted_breach_seconds": {k: v.seconds for k, v in r.breaches.items()},
+        "explanations": [e.__dict__ for e in r.explanations],
+        "error": r.error,
+        "judgement": r.judgement.as_dict() if r.judgement else None,
+    }
