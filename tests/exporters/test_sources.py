@@ -1,4 +1,4 @@
-"""Sources: Prometheus against a real server; Datadog, New Relic and Elasticsearch against a recording server."""
+"""Sources: Prometheus against a real server; Datadog, New Relic, Elasticsearch against a recorder."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_prometheus_unreachable_and_slow(recorder) -> None:
         return 200, {}, b'{"status":"success","data":{"resultType":"matrix","result":[]}}'
 
     recorder.respond = slow
-    with pytest.raises(SourceUnavailable, match="did not answer within 0.5s"):
+    with pytest.raises(SourceUnavailable, match=r"did not answer within 0\.5s"):
         PrometheusSource(recorder.url, timeout=0.5).query_range("up", 0, 10, 1)
 
 
@@ -119,7 +119,8 @@ def test_newrelic_nrql(recorder) -> None:
     sent = req.json()
     assert sent["variables"]["account"] == 42
     assert sent["variables"]["nrql"] == (
-        "SELECT average(duration) FROM Transaction FACET appVersion SINCE 100000 UNTIL 160000 TIMESERIES 30 seconds"
+        "SELECT average(duration) FROM Transaction FACET appVersion "
+        "SINCE 100000 UNTIL 160000 TIMESERIES 30 seconds"
     )
     assert "nrql(query: $nrql)" in sent["query"]
     by_facet = {s.labels["facet"]: s for s in series}
