@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from scipy import stats
 
 from exporters.mannwhitney import MWResult, mann_whitney_many
@@ -121,7 +121,13 @@ class JudgeConfig(_Strict):
     @model_validator(mode="after")
     def _metric_overrides(self) -> JudgeConfig:
         for name in self.metrics:
-            self.metric(name)  # raises a ValidationError naming the field
+            try:
+                self.metric(name)
+            except ValidationError as exc:
+                problems = "; ".join(
+                    f"metrics.{name}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+                )
+                raise ValueError(problems) from None
         return self
 
     def metric(self, name: str) -> MetricConfig:

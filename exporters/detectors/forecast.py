@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def predict_breach(
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.simplefilter("ignore", UserWarning)
         model = ETSModel(
-            y,
+            pd.Series(y),
             error="add",
             trend="add",
             damped_trend=True,
