@@ -1,4 +1,4 @@
-"""Detectors: causality (prefix property), ranges, Isolation-Forest explanations, breach forecasts, catalogue."""
+"""Detectors: causality (prefix property), ranges, Isolation Forest, breach forecasts, catalogue."""
 
 from __future__ import annotations
 
@@ -139,7 +139,7 @@ def test_catalogue_has_50_templates_that_promtool_accepts(tmp_path) -> None:
         "name": "checkout",
     }
     rules = []
-    for i, name in enumerate(sorted(CATALOGUE)):
+    for name in sorted(CATALOGUE):
         for mode in ("label", "time"):
             rules.append({"record": f"sr:{name}:{mode}", "expr": render_template(name, params, mode=mode)})
     path = tmp_path / "catalogue_rules.yml"

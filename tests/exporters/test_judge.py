@@ -15,7 +15,7 @@ from tests.conftest import ROOT
 
 
 def test_kayenta_426_sparse_errors() -> None:
-    """Control all zeros vs experiment [0,1,2,1,0,0]: Kayenta says Pass; we say insufficient, and fail with more data."""
+    """Zeros vs [0,1,2,1,0,0]: Kayenta says Pass; we say insufficient, and fail with more data."""
     base, can = {"errors": [0] * 6}, {"errors": [0, 1, 2, 1, 0, 0]}
     kayenta = Judge(JudgeConfig(mode="kayenta")).judge(base, can)
     assert kayenta.metrics["errors"].classification == "pass"
