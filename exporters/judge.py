@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from scipy import stats
+from scipy import special, stats
 
 from exporters.mannwhitney import MWResult, mann_whitney_many
 
@@ -260,7 +260,15 @@ class _Pending:
 class Judge:
     """Judges canary against baseline samples. Construct once from a :class:`JudgeConfig`; reuse freely."""
 
-    def __init__(self, config: JudgeConfig | None = None, *, rng: np.random.Generator | None = None) -> None:
+    def __init__(
+        self,
+        config: JudgeConfig | None = None,
+        *,
+        rng: np.random.Generator | None = None,
+        vectorised: bool = True,
+    ) -> None:
+        #: ``vectorised=False`` sends every metric through the general path (to check both agree).
+        self.vectorised = vectorised
         self.config = config or JudgeConfig()
         self._rng = rng or np.random.default_rng(self.config.seed)
         self._metric_cache: dict[str, MetricConfig] = {}
@@ -281,28 +289,163 @@ class Judge:
             tuple[Mapping[str, Sequence[float] | np.ndarray], Mapping[str, Sequence[float] | np.ndarray]]
         ],
     ) -> list[Judgement]:
-        """Judge many targets; all their Mann-Whitney intervals are computed in one vectorised batch."""
-        pending_per_target: list[tuple[dict[str, MetricResult], list[_Pending]]] = []
+        """Judge many targets; all their Mann-Whitney intervals are computed in one vectorised batch.
+
+        Metrics on the common path (no NaN, outliers kept, continuous, enough points) are pre-processed
+        in vectorised groups of equal sample sizes; the rest take the general per-metric path. Both give
+        the same results; the fast path is what keeps a 50,000-metric cycle within seconds.
+        """
+        targets: list[tuple[dict[str, MetricResult], list[_Pending], list[str]]] = []
         mw_pairs: list[tuple[np.ndarray, np.ndarray]] = []
-        for baseline, canary in pairs:
+        groups: dict[tuple[int, int], list[tuple[int, str, MetricConfig, np.ndarray, np.ndarray]]] = {}
+        for t, (baseline, canary) in enumerate(pairs):
             done: dict[str, MetricResult] = {}
             pending: list[_Pending] = []
             names = [n for n in dict.fromkeys([*baseline, *canary]) if n not in self._denominator_names]
+            targets.append((done, pending, names))
             for name in names:
+                cfg = self._metric_cache.get(name)
+                if cfg is None:
+                    cfg = self._metric_cache[name] = self.config.metric(name)
+                fast = (
+                    cfg.nan_strategy == "remove" and cfg.outliers.strategy == "keep" and cfg.kind != "count"
+                )
+                if fast and self.vectorised:
+                    b = np.asarray(baseline.get(name, ()), dtype=float)
+                    c = np.asarray(canary.get(name, ()), dtype=float)
+                    if b.ndim == 1 and c.ndim == 1 and len(b) and len(c):
+                        groups.setdefault((len(b), len(c)), []).append((t, name, cfg, b, c))
+                        continue
                 item = self._prepare(name, baseline, canary, len(mw_pairs))
-                if isinstance(item, MetricResult):
-                    done[name] = item
-                else:
-                    pending.append(item)
-                    mw_pairs.append((item.canary, item.baseline))
-            pending_per_target.append((done, pending))
+                self._register(item, done, pending, mw_pairs)
+        for rows in groups.values():
+            self._prepare_group(rows, targets, mw_pairs, pairs_by_target=None)
         mw_results = mann_whitney_many(mw_pairs, self.config.confidence) if mw_pairs else []
         out: list[Judgement] = []
-        for done, pending in pending_per_target:
+        for done, pending, names in targets:
             for item in pending:
                 done[item.result.name] = self._classify(item, mw_results[item.mw_index])
-            out.append(self.score(done))
+            out.append(self.score({n: done[n] for n in names if n in done}))
         return out
+
+    @staticmethod
+    def _register(
+        item: MetricResult | _Pending,
+        done: dict[str, MetricResult],
+        pending: list[_Pending],
+        mw_pairs: list[tuple[np.ndarray, np.ndarray]],
+    ) -> None:
+        if isinstance(item, MetricResult):
+            done[item.name] = item
+        else:
+            item.mw_index = len(mw_pairs)
+            pending.append(item)
+            mw_pairs.append((item.canary, item.baseline))
+
+    def _prepare_group(
+        self,
+        rows: list[tuple[int, str, MetricConfig, np.ndarray, np.ndarray]],
+        targets: list[tuple[dict[str, MetricResult], list[_Pending], list[str]]],
+        mw_pairs: list[tuple[np.ndarray, np.ndarray]],
+        pairs_by_target: None,
+    ) -> None:
+        smart = self.config.mode == "smart"
+        B = np.stack([r[3] for r in rows])
+        C = np.stack([r[4] for r in rows])
+        nb, nc = B.shape[1], C.shape[1]
+        sb, sc = np.sort(B, axis=1), np.sort(C, axis=1)
+        nan_rows = np.isnan(sb[:, -1]) | np.isnan(sc[:, -1])
+        counts = (
+            (sb[:, 0] >= 0)
+            & (sc[:, 0] >= 0)
+            & np.all(B == np.round(B), axis=1)
+            & np.all(C == np.round(C), axis=1)
+        )
+        auto = np.array([r[2].kind == "auto" for r in rows])
+        const_b, const_c = sb[:, 0] == sb[:, -1], sc[:, 0] == sc[:, -1]
+        identical = (nb == nc) & np.all(sb == sc, axis=1) if nb == nc else np.zeros(len(rows), bool)
+        identical |= const_b & const_c & (sb[:, 0] == sc[:, 0])
+        slow = nan_rows | (auto & counts) | (const_b & const_c & ~identical)
+        if smart and min(nb, nc) < self.config.min_samples:
+            slow[:] = True
+        mb, mc = B.mean(axis=1), C.mean(axis=1)
+        sdb = B.std(axis=1, ddof=1) if nb > 1 else np.zeros(len(rows))
+        sdc = C.std(axis=1, ddof=1) if nc > 1 else np.zeros(len(rows))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where((mb != 0) & (mc != 0), mc / mb, np.nan)
+        if smart:
+            db = np.abs(B - np.median(B, axis=1, keepdims=True))
+            dc = np.abs(C - np.median(C, axis=1, keepdims=True))
+            madb, madc = db.mean(axis=1), dc.mean(axis=1)
+            vb = db.var(axis=1, ddof=1) / nb if nb > 1 else np.zeros(len(rows))
+            vc = dc.var(axis=1, ddof=1) / nc if nc > 1 else np.zeros(len(rows))
+            se2 = vb + vc
+            with np.errstate(divide="ignore", invalid="ignore"):
+                tstat = (madc - madb) / np.sqrt(se2)
+                dof = se2**2 / (vc**2 / max(nc - 1, 1) + vb**2 / max(nb - 1, 1))
+                pval = np.where(se2 > 0, special.stdtr(dof, -tstat), np.where(madc > madb, 0.0, 1.0))
+                sratio = np.where(madb > 0, madc / madb, np.where(madc > 0, np.inf, 1.0))
+        alpha = 1.0 - self.config.confidence
+        for i, (t, name, cfg, b, c) in enumerate(rows):
+            done, pending, _ = targets[t]
+            if slow[i]:
+                item = self._prepare(name, {name: b}, {name: c}, 0)
+                self._register(item, done, pending, mw_pairs)
+                continue
+            res = MetricResult(
+                name=name,
+                classification="pass",
+                group=cfg.group,
+                kind="continuous",
+                direction=cfg.direction,
+                muted=cfg.muted,
+            )
+            res.details["statistics"] = {
+                "baseline": {
+                    "count": nb,
+                    "mean": _num(mb[i]),
+                    "std": _num(sdb[i]),
+                    "min": _num(sb[i, 0]),
+                    "max": _num(sb[i, -1]),
+                },
+                "canary": {
+                    "count": nc,
+                    "mean": _num(mc[i]),
+                    "std": _num(sdc[i]),
+                    "min": _num(sc[i, 0]),
+                    "max": _num(sc[i, -1]),
+                },
+            }
+            if identical[i]:
+                res.reason = "baseline and canary are identical"
+                res.details["mean_ratio"] = 1.0
+                done[name] = res
+                continue
+            res.details["mean_ratio"] = _num(ratio[i])
+            item = _Pending(res, cfg, c, b, 0)
+            if smart:
+                out: dict[str, Any] = {
+                    "canary_mad": float(madc[i]),
+                    "baseline_mad": float(madb[i]),
+                    "ratio": _num(sratio[i]),
+                }
+                if nb < 3 or nc < 3 or madc[i] == madb[i]:
+                    out.update(outcome="pass", p_value=1.0)
+                else:
+                    p = float(pval[i])
+                    out["p_value"] = p
+                    if p < alpha and sratio[i] >= self.config.spread_ratio:
+                        out.update(
+                            outcome="high",
+                            reason=(
+                                f"canary noisier: mean absolute deviation {madc[i]:.4g} vs {madb[i]:.4g} "
+                                f"(x{sratio[i]:.2f} >= x{self.config.spread_ratio}, p={p:.3g})"
+                            ),
+                        )
+                    else:
+                        out["outcome"] = "pass"
+                item.spread = out
+            self._register(item, done, pending, mw_pairs)
 
     # ---- classification ---------------------------------------------------------------------------
     def _denominators(self) -> set[str]:
@@ -519,8 +662,16 @@ class Judge:
         if len(c) < 3 or len(b) < 3 or mc == mb:
             out.update(outcome="pass", p_value=1.0)
             return out
-        t = stats.ttest_ind(dc, db, equal_var=False, alternative="greater")
-        p = float(t.pvalue) if math.isfinite(float(t.pvalue)) else (0.0 if mc > mb else 1.0)
+        # Welch's t-test, one-sided (canary deviations larger), computed directly: scipy's wrapper costs
+        # ~1 ms per call, which dominated a 50,000-metric cycle.
+        vc, vb = dc.var(ddof=1) / len(dc), db.var(ddof=1) / len(db)
+        se2 = vc + vb
+        if se2 > 0:
+            t = (mc - mb) / math.sqrt(se2)
+            dof = se2**2 / (vc**2 / (len(dc) - 1) + vb**2 / (len(db) - 1))
+            p = float(special.stdtr(dof, -t))
+        else:
+            p = 0.0 if mc > mb else 1.0
         out["p_value"] = p
         alpha = 1.0 - self.config.confidence
         if p < alpha and ratio >= self.config.spread_ratio:

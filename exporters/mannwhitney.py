@@ -5,7 +5,7 @@ normal approximation) finds the roots of ``W(mu) = z`` with a Brent solver, wher
 tie-corrected, continuity-corrected standardised rank sum of ``x - mu`` against ``y``. ``W`` only changes
 where ``mu`` crosses a pairwise difference ``x_i - y_j``: between two differences it is
 ``(c - N/2 - sign(c - N/2)/2) / sigma`` with ``c`` the number of differences above ``mu``. So every root the
-solver converges to is one pairwise difference, found here by *selection* (``numpy.partition``) instead of
+solver converges to is one pairwise difference, found here by sorting the differences once instead of
 hundreds of re-rankings. That is what lets one exporter cycle judge 50,000 metric pairs in seconds.
 
 The shift estimate (zero of ``W``) is the midpoint of the interval where ``W`` is exactly zero: the median
@@ -55,24 +55,32 @@ class MWResult:
 
 
 def _tie_term(a: np.ndarray) -> np.ndarray:
-    """Sum of t^3 - t over groups of equal values, per row of a 2-D array."""
+    """Sum of t^3 - t over groups of equal values, per row of a 2-D array.
+
+    Continuous metrics have no ties: one vectorised check covers them; only rows with ties are counted.
+    """
     s = np.sort(a, axis=1)
-    # For every element, the size of its tie group: sum over elements of (t^2 - 1) = sum over groups t^3 - t.
-    eq = s[:, :, None] == s[:, None, :]
-    counts = eq.sum(axis=2)
-    return (counts.astype(float) ** 2 - 1.0).sum(axis=1)
+    tied = (s[:, 1:] == s[:, :-1]).any(axis=1)
+    out = np.zeros(len(a))
+    for i in np.nonzero(tied)[0]:
+        _, counts = np.unique(s[i], return_counts=True)
+        out[i] = float((counts.astype(float) ** 3 - counts).sum())
+    return out
 
 
 def _root_index(n_pairs: int, sigma: np.ndarray, zq: float) -> np.ndarray:
-    """0-based index (ascending differences) of the root of W(mu) = zq, per row; -1: below all; n: above."""
-    c = np.arange(n_pairs + 1, dtype=float)
-    dz = c - n_pairs / 2.0
-    w = (dz - 0.5 * np.sign(dz))[None, :] / sigma[:, None]
-    above = w > zq
-    # Smallest c with W(c) > zq; W is non-decreasing in c.
-    any_above = above.any(axis=1)
-    c_star = np.where(any_above, above.argmax(axis=1), n_pairs + 1)
-    return n_pairs - c_star
+    """0-based index (ascending differences) of the root of W(mu) = zq, per row; -1: below all; n: above.
+
+    ``W(c) = (c - N/2 - sign(c - N/2)/2) / sigma`` is non-decreasing in ``c`` (the count of differences
+    above ``mu``); the root sits at the difference where ``W`` first exceeds ``zq``, i.e. at the smallest
+    integer ``c* > N/2 + 1/2 + zq sigma`` (``zq > 0``) or ``c* > N/2 - 1/2 + zq sigma`` (``zq < 0``).
+    """
+    half = n_pairs / 2.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        edge = half + (0.5 if zq > 0 else -0.5) + zq * sigma
+        c_star = np.where(np.isfinite(edge), np.floor(edge) + 1.0, np.where(edge > 0, n_pairs + 1.0, 0.0))
+    c_star = np.clip(c_star, 0.0, n_pairs + 1.0)
+    return (n_pairs - c_star).astype(int)
 
 
 def _batch(x: np.ndarray, y: np.ndarray, conf_level: float) -> list[MWResult]:
@@ -93,10 +101,8 @@ def _batch(x: np.ndarray, y: np.ndarray, conf_level: float) -> list[MWResult]:
     c_lo = np.ceil(n_pairs / 2.0 - 0.5)
     est_left = int(n_pairs - c_hi - 1)  # last difference below the zero region
     est_right = int(n_pairs - c_lo)  # first difference above it
-    wanted = {0, n_pairs - 1, max(est_left, 0), min(est_right, n_pairs - 1)}
-    wanted.update(int(i) for i in np.clip(lo_idx, 0, n_pairs - 1))
-    wanted.update(int(i) for i in np.clip(hi_idx, 0, n_pairs - 1))
-    part = np.partition(diffs, sorted(wanted), axis=1)
+    # A full sort beats multi-point selection here (numpy sorts float rows with SIMD).
+    part = np.sort(diffs, axis=1)
     mu_min, mu_max = part[:, 0], part[:, n_pairs - 1]
     lower = np.where(lo_idx <= 0, mu_min, part[np.arange(rows), np.clip(lo_idx, 0, n_pairs - 1)])
     lower = np.where(lo_idx >= n_pairs, mu_max, lower)

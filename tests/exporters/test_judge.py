@@ -129,3 +129,21 @@ def test_judge_cli(tmp_path) -> None:
     bad.write_text("latency\n1\nfast\n")
     proc = _run("judge", "--baseline", str(bad), "--canary", str(can))
     assert proc.returncode == 2 and "bad.csv:3" in proc.stderr and "'fast'" in proc.stderr
+
+
+@pytest.mark.parametrize("mode", ["smart", "kayenta"])
+def test_vectorised_path_agrees_with_the_general_path(mode: str) -> None:
+    rng = np.random.default_rng(5)
+    pairs = []
+    for t in range(30):
+        base = {f"m{j}": 100 + rng.normal(0, 5, 40) for j in range(6)}
+        can = {
+            f"m{j}": 100 * (1 + 0.1 * ((t + j) % 3)) + rng.normal(0, 5 * (1 + (t % 2)), 40) for j in range(6)
+        }
+        base["same"], can["same"] = np.ones(40), np.ones(40)
+        base["ints"], can["ints"] = rng.poisson(2, 40).astype(float), rng.poisson(3, 40).astype(float)
+        pairs.append((base, can))
+    cfg = JudgeConfig(mode=mode)
+    fast = Judge(cfg).judge_many(pairs)
+    slow = Judge(cfg, vectorised=False).judge_many(pairs)
+    assert [j.as_dict() for j in fast] == [j.as_dict() for j in slow]
