@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (markdown table rows read best on one line)
 """NAB score of ``smart-rollback detect`` on the 17 realAWSCloudwatch series (../shared/data/nab).
 
 Runs the command line exactly as a user would (``python -m reactor detect --input F --output O``) on each

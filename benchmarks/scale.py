@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (markdown table rows read best on one line)
 """Scale: one scoring cycle for 1,000 targets x 50 metrics (60 points per side), against a plain loop over
 ``scipy.stats.mannwhitneyu`` on the same data in the same run (which gives only a p-value: no interval,
 effect size, rate or spread test, no scoring).

@@ -358,8 +358,8 @@ class Judge:
         counts = (
             (sb[:, 0] >= 0)
             & (sc[:, 0] >= 0)
-            & np.all(B == np.round(B), axis=1)
-            & np.all(C == np.round(C), axis=1)
+            & np.all(np.round(B) == B, axis=1)
+            & np.all(np.round(C) == C, axis=1)
         )
         auto = np.array([r[2].kind == "auto" for r in rows])
         const_b, const_c = sb[:, 0] == sb[:, -1], sc[:, 0] == sc[:, -1]
