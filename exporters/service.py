@@ -170,6 +170,9 @@ class Exporter:
         self._lock = threading.Lock()
         self._judges: dict[tuple[str, ...], tuple[Judge, dict[str, str]]] = {}
         self.isolation = IsolationScorer()
+        #: Seconds before a target's Isolation Forest is refitted (also refitted on a new canary revision).
+        self.isolation_refit = 600.0
+        self._models: dict[str, tuple[str, float, Any]] = {}
         self.registry = registry if registry is not None else CollectorRegistry()
         self.cycle_duration = Histogram(
             "smart_rollback_exporter_cycle_duration_seconds",
@@ -380,6 +383,7 @@ class Exporter:
         judgements = judge.judge_many(pairs) if pairs else []
         by_id = {id(p): j for p, j in zip(ok, judgements, strict=True)}
         reports = []
+        detect: list[tuple[TargetReport, _Prepared]] = []
         for p in prepared:
             j = by_id.get(id(p))
             if j is not None:
@@ -394,8 +398,9 @@ class Exporter:
             )
             if j is not None:
                 self._explain(report, j, now)
-                self._detect(report, p)
+                detect.append((report, p))
             reports.append(report)
+        self._detect_all(detect, now)
         return reports
 
     def _explain(self, report: TargetReport, j: Judgement, now: float) -> None:
@@ -419,22 +424,45 @@ class Exporter:
                     )
                 )
 
-    def _detect(self, report: TargetReport, p: _Prepared) -> None:
-        for det_name in p.target.detectors:
-            if det_name == "isolation_forest":
-                if p.matrix_train is not None and p.matrix_now is not None:
-                    res = self.isolation.score(list(p.history), p.matrix_train, p.matrix_now)
-                    if res is not None:
-                        report.anomaly[det_name] = res.score
-                        report.contributions = res.contributions
-                continue
+    def _detect_all(self, pairs: list[tuple[TargetReport, _Prepared]], now: float) -> None:
+        """Streaming detectors batched over every metric of every target; Isolation Forest per target."""
+        names = {d for _, p in pairs for d in p.target.detectors if d != "isolation_forest"}
+        for det_name in sorted(names):
             detector = DETECTORS[det_name]()
-            best = 0.0
-            for values in p.history.values():
-                recent = values[-DETECTOR_POINTS:]
-                if len(recent):
-                    best = max(best, float(detector.score(recent)[-1]))
-            report.anomaly[det_name] = best
+            jobs = [
+                (report, values[-DETECTOR_POINTS:])
+                for report, p in pairs
+                if det_name in p.target.detectors
+                for values in p.history.values()
+                if len(values)
+            ]
+            for report, p in pairs:
+                if det_name in p.target.detectors:
+                    report.anomaly[det_name] = 0.0
+            many = getattr(detector, "score_many", None)
+            scored = many([v for _, v in jobs]) if many else [detector.score(v) for _, v in jobs]
+            for (report, _), scores in zip(jobs, scored, strict=True):
+                report.anomaly[det_name] = max(report.anomaly[det_name], float(scores[-1]))
+        for report, p in pairs:
+            if "isolation_forest" in p.target.detectors:
+                self._isolation(report, p, now)
+            self._forecast(report, p)
+
+    def _isolation(self, report: TargetReport, p: _Prepared, now: float) -> None:
+        if p.matrix_train is None or p.matrix_now is None or len(p.matrix_now) == 0:
+            return
+        key = _report_key(p.target)
+        cached = self._models.get(key)
+        if cached is None or cached[0] != p.revision or now - cached[1] > self.isolation_refit:
+            model = self.isolation.fit(p.matrix_train)
+            if model is None:
+                return
+            cached = self._models[key] = (p.revision, now, model)
+        res = self.isolation.explain(cached[2], list(p.history), p.matrix_now)
+        report.anomaly["isolation_forest"] = res.score
+        report.contributions = res.contributions
+
+    def _forecast(self, report: TargetReport, p: _Prepared) -> None:
         for spec in p.target.metrics:
             if spec.breach_threshold is None:
                 continue

@@ -1,4 +1,4 @@
-"""The default streaming detector: novelty of short-term means over several time scales, with suppression.
+"""The default streaming detector: novelty of level and of volatility over several time scales.
 
 Why this design (measured on NAB's realAWSCloudwatch series, see benchmarks/RESULTS.md):
 
@@ -7,17 +7,21 @@ Why this design (measured on NAB's realAWSCloudwatch series, see benchmarks/RESU
   ``w`` points lies beyond the highest (or lowest) such mean seen in the preceding ``history`` points,
   in units of that history's range. A new level (a deploy doubling CPU) or a larger-than-ever spike scores
   high; the thousandth nightly spike scores zero.
-* Several scales ``w`` catch both sharp spikes (w = 1) and slow level drifts (w = 24 at 5-minute points =
-  2 hours), the ensemble takes the maximum.
+* Several scales ``w`` catch sharp spikes (w = 1) and slow level drifts (w = 24 at 5-minute points =
+  2 hours). A second family measures the novelty of *volatility* (mean absolute point-to-point change over
+  ``volatility_scales``): a service that starts flapping without changing its average (a regime change).
+  The ensemble takes the maximum over all channels.
 * One incident should raise one alarm: after a score crosses ``level`` further scores are damped for
   ``suppress`` points unless the novelty grows by ``escalation`` times (a second, larger anomaly).
 
-Everything is trailing-window arithmetic, so the score of row i depends on rows <= i only.
+Everything is trailing-window arithmetic, so the score of row i depends on rows <= i only. Many series are
+scored at once by :meth:`NoveltyEnsemble.score_many` (columns of one frame), which the exporter uses.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -29,8 +33,10 @@ class NoveltyEnsemble:
     name: ClassVar[str] = "ensemble"
     #: Lengths (points) of the trailing means compared with history.
     scales: tuple[int, ...] = (1, 6, 24)
-    #: Points of history each mean is compared with (excluding the points being averaged).
-    history: int = 1000
+    #: Lengths of the trailing mean absolute changes (volatility) compared with history.
+    volatility_scales: tuple[int, ...] = (12, 48)
+    #: Points of history each statistic is compared with (excluding the points it covers).
+    history: int = 2500
     #: Points of history needed before scoring at all.
     min_history: int = 30
     #: Steepness of the novelty -> score map.
@@ -38,45 +44,66 @@ class NoveltyEnsemble:
     #: Score that counts as an alarm for suppression purposes.
     level: float = 0.6
     #: Points after an alarm during which scores are damped.
-    suppress: int = 100
+    suppress: int = 50
     #: Factor applied to damped scores.
     damping: float = 0.5
     #: A damped period is broken by a novelty this many times the alarm's.
     escalation: float = 3.0
-    _eps: float = field(default=1e-6, repr=False)
 
-    def novelty(self, values: np.ndarray) -> np.ndarray:
-        """Raw novelty per row: > 0 beyond the historical range (in range units), <= 0 inside it."""
-        s = pd.Series(np.asarray(values, dtype=float))
-        best = np.full(len(s), -np.inf)
+    def _novelty(self, stat: pd.DataFrame, w: int, up_only: bool) -> np.ndarray:
+        past = stat.shift(w).rolling(self.history, min_periods=self.min_history)
+        hi, lo = past.max().to_numpy(), past.min().to_numpy()
+        now = stat.to_numpy()
+        span = np.maximum(hi - lo, 1e-6 * np.maximum(np.abs(hi), 1.0))
+        with np.errstate(invalid="ignore"):
+            nov = (now - hi) / span
+            if not up_only:
+                nov = np.fmax(nov, (lo - now) / span)
+        return np.nan_to_num(nov, nan=-np.inf)
+
+    def novelty(self, frame: pd.DataFrame) -> np.ndarray:
+        """Raw novelty per row and column: > 0 beyond the historical range (in range units)."""
+        best = np.full(frame.shape, -np.inf)
         for w in self.scales:
-            m = s.rolling(w, min_periods=w).mean()
-            past = m.shift(w).rolling(self.history, min_periods=self.min_history)
-            hi, lo = past.max(), past.min()
-            span = np.maximum((hi - lo).to_numpy(), self._eps * np.maximum(np.abs(hi.to_numpy()), 1.0))
-            up = (m.to_numpy() - hi.to_numpy()) / span
-            down = (lo.to_numpy() - m.to_numpy()) / span
-            nov = np.nan_to_num(np.maximum(up, down), nan=-np.inf)
-            best = np.maximum(best, nov)
+            best = np.maximum(best, self._novelty(frame.rolling(w, min_periods=w).mean(), w, up_only=False))
+        changes = frame.diff().abs()
+        for w in self.volatility_scales:
+            best = np.maximum(best, self._novelty(changes.rolling(w, min_periods=w).mean(), w, up_only=True))
         return best
 
     def score(self, values: np.ndarray) -> np.ndarray:
-        raw = self.novelty(values)
-        inside = np.exp(np.clip(np.where(np.isfinite(raw), raw, -50.0), -50.0, 0.0) * 3.0)
-        beyond = 1.0 - np.exp(-self.gain * np.maximum(raw, 0.0))
-        scores = np.where(raw > 0, 0.5 + 0.5 * beyond, 0.5 * inside)
-        scores = np.where(np.isfinite(raw), scores, 0.0)
-        return self._suppress(scores, raw)
+        return self.score_many([values])[0]
+
+    def score_many(self, series: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Score several series at once (shorter ones are front-padded; padding never affects scores)."""
+        if not series:
+            return []
+        n = max(len(s) for s in series)
+        block = np.full((n, len(series)), np.nan)
+        for j, s in enumerate(series):
+            if len(s):
+                block[n - len(s) :, j] = np.asarray(s, dtype=float)
+        raw = self.novelty(pd.DataFrame(block))
+        finite = np.isfinite(raw)
+        inside = 0.5 * np.exp(np.clip(np.where(finite, raw, -50.0), -50.0, 0.0) * 3.0)
+        beyond = 0.5 + 0.5 * (1.0 - np.exp(-self.gain * np.maximum(raw, 0.0)))
+        scores = np.where(finite, np.where(raw > 0, beyond, inside), 0.0)
+        out = self._suppress(scores, np.where(finite, raw, -np.inf))
+        return [out[n - len(s) :, j] for j, s in enumerate(series)]
 
     def _suppress(self, scores: np.ndarray, raw: np.ndarray) -> np.ndarray:
         out = scores.copy()
-        last, last_raw = -(10**12), 0.0
-        for t in range(len(scores)):
-            if t - last < self.suppress:
-                if raw[t] > self.escalation * last_raw and scores[t] >= self.level:
-                    last, last_raw = t, float(raw[t])
-                else:
-                    out[t] *= self.damping
-            elif scores[t] >= self.level:
-                last, last_raw = t, float(raw[t])
+        cols = scores.shape[1]
+        last = np.full(cols, -(10**12))
+        last_raw = np.zeros(cols)
+        for t in range(scores.shape[0]):
+            s, r = scores[t], raw[t]
+            within = t - last < self.suppress
+            alarm = s >= self.level
+            escalate = within & alarm & (r > self.escalation * last_raw)
+            fresh = ~within & alarm
+            trigger = escalate | fresh
+            out[t] = np.where(within & ~escalate, s * self.damping, s)
+            last = np.where(trigger, t, last)
+            last_raw = np.where(trigger, r, last_raw)
         return np.clip(out, 0.0, 1.0)

@@ -28,6 +28,7 @@ def _config(**target) -> ExporterConfig:
         "window": 300,
         "lookback": 1800,
         "step": 15,
+        "detectors": ["ensemble", "isolation_forest"],
         "metrics": [
             {"name": "latency", "query": "latency", "judge": {"group": "latency"}},
             {"name": "errors", "query": "errors", "judge": {"group": "errors", "kind": "count"}},
