@@ -74,7 +74,7 @@ def main() -> None:
             "",
             machine_notes(),
             "",
-            "5 metrics per target, 2 revisions, 240 points per series, detectors `ensemble` + `isolation_forest`; RSS",
+            "5 metrics per target, 2 revisions, 240 points per series, default detectors (`ensemble`); RSS",
             "after imports and config (before) and after two full cycles and one exposition (after).",
             "",
             "| targets | RSS before targets | RSS after 2 cycles | first cycle | second cycle | /metrics size |",
