@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
-import pandas as pd
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 
 @dataclass
@@ -50,25 +50,26 @@ class NoveltyEnsemble:
     #: A damped period is broken by a novelty this many times the alarm's.
     escalation: float = 3.0
 
-    def _novelty(self, stat: pd.DataFrame, w: int, up_only: bool) -> np.ndarray:
-        past = stat.shift(w).rolling(self.history, min_periods=self.min_history)
-        hi, lo = past.max().to_numpy(), past.min().to_numpy()
-        now = stat.to_numpy()
+    def _novelty(self, stat: np.ndarray, w: int, up_only: bool) -> np.ndarray:
+        past = _shift(stat, w)
+        hi = _rolling_extreme(past, self.history, self.min_history, maximum=True)
+        lo = _rolling_extreme(past, self.history, self.min_history, maximum=False)
         span = np.maximum(hi - lo, 1e-6 * np.maximum(np.abs(hi), 1.0))
         with np.errstate(invalid="ignore"):
-            nov = (now - hi) / span
+            nov = (stat - hi) / span
             if not up_only:
-                nov = np.fmax(nov, (lo - now) / span)
+                nov = np.fmax(nov, (lo - stat) / span)
         return np.nan_to_num(nov, nan=-np.inf)
 
-    def novelty(self, frame: pd.DataFrame) -> np.ndarray:
+    def novelty(self, block: np.ndarray) -> np.ndarray:
         """Raw novelty per row and column: > 0 beyond the historical range (in range units)."""
-        best = np.full(frame.shape, -np.inf)
+        block = np.asarray(block, dtype=float)
+        best = np.full(block.shape, -np.inf)
         for w in self.scales:
-            best = np.maximum(best, self._novelty(frame.rolling(w, min_periods=w).mean(), w, up_only=False))
-        changes = frame.diff().abs()
+            best = np.maximum(best, self._novelty(_rolling_mean(block, w), w, up_only=False))
+        changes = np.abs(np.diff(block, axis=0, prepend=np.nan))
         for w in self.volatility_scales:
-            best = np.maximum(best, self._novelty(changes.rolling(w, min_periods=w).mean(), w, up_only=True))
+            best = np.maximum(best, self._novelty(_rolling_mean(changes, w), w, up_only=True))
         return best
 
     def score(self, values: np.ndarray) -> np.ndarray:
@@ -83,7 +84,7 @@ class NoveltyEnsemble:
         for j, s in enumerate(series):
             if len(s):
                 block[n - len(s) :, j] = np.asarray(s, dtype=float)
-        raw = self.novelty(pd.DataFrame(block))
+        raw = self.novelty(block)
         finite = np.isfinite(raw)
         inside = 0.5 * np.exp(np.clip(np.where(finite, raw, -50.0), -50.0, 0.0) * 3.0)
         beyond = 0.5 + 0.5 * (1.0 - np.exp(-self.gain * np.maximum(raw, 0.0)))
@@ -107,3 +108,46 @@ class NoveltyEnsemble:
             last = np.where(trigger, t, last)
             last_raw = np.where(trigger, r, last_raw)
         return np.clip(out, 0.0, 1.0)
+
+
+# Trailing-window statistics on 2-D arrays (rows = time, columns = series), NaN-aware like pandas'
+# ``rolling(window, min_periods)``: each row uses itself and earlier rows only. Implemented with cumulative
+# sums and scipy's running extrema so thousands of series cost one pass (pandas loops over columns).
+
+
+def _shift(a: np.ndarray, k: int) -> np.ndarray:
+    out = np.full_like(a, np.nan)
+    if k < len(a):
+        out[k:] = a[: len(a) - k]
+    return out
+
+
+def _rolling_mean(a: np.ndarray, w: int) -> np.ndarray:
+    """Mean of the last ``w`` rows; NaN unless all ``w`` are present (pandas ``min_periods=w``)."""
+    finite = np.isfinite(a)
+    sums = np.cumsum(np.where(finite, a, 0.0), axis=0)
+    counts = np.cumsum(finite, axis=0)
+    sums = np.vstack([np.zeros((1, a.shape[1])), sums])
+    counts = np.vstack([np.zeros((1, a.shape[1]), dtype=counts.dtype), counts])
+    n = len(a)
+    start = np.maximum(np.arange(1, n + 1) - w, 0)
+    total = sums[1:] - sums[start]
+    count = counts[1:] - counts[start]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count >= w, total / w, np.nan)
+
+
+def _rolling_extreme(a: np.ndarray, window: int, min_count: int, *, maximum: bool) -> np.ndarray:
+    """Max (or min) of the last ``window`` rows, ignoring NaN; NaN with fewer than ``min_count`` values."""
+    fill = -np.inf if maximum else np.inf
+    finite = np.isfinite(a)
+    # A window longer than the data covers every earlier row: the same as a window of the data's length.
+    window = max(1, min(window, len(a)))
+    padded = np.vstack([np.full((window - 1, a.shape[1]), fill), np.where(finite, a, fill)])
+    run = maximum_filter1d if maximum else minimum_filter1d
+    ext = run(padded, size=window, axis=0, origin=(window - 1) // 2, mode="nearest")[window - 1 :]
+    counts = np.cumsum(finite, axis=0)
+    counts = np.vstack([np.zeros((1, a.shape[1]), dtype=counts.dtype), counts])
+    start = np.maximum(np.arange(1, len(a) + 1) - window, 0)
+    have = counts[1:] - counts[start]
+    return np.where(have >= min_count, ext, np.nan)
