@@ -1,0 +1,149 @@
+"""What the judge adds to Kayenta (rate, spread, sample size, tri-state), its config and the judge CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from exporters.judge import Judge, JudgeConfig
+from tests.conftest import ROOT
+
+
+def test_kayenta_426_sparse_errors() -> None:
+    """Zeros vs [0,1,2,1,0,0]: Kayenta says Pass; we say insufficient, and fail with more data."""
+    base, can = {"errors": [0] * 6}, {"errors": [0, 1, 2, 1, 0, 0]}
+    kayenta = Judge(JudgeConfig(mode="kayenta")).judge(base, can)
+    assert kayenta.metrics["errors"].classification == "pass"
+    smart = Judge(JudgeConfig(min_samples=5)).judge(base, can)
+    m = smart.metrics["errors"]
+    assert m.kind == "count" and m.classification == "insufficient"
+    assert "need at least" in m.reason
+    rng = np.random.default_rng(0)
+    more = Judge().judge({"errors": rng.poisson(0.05, 60)}, {"errors": rng.poisson(0.7, 60)})
+    assert more.metrics["errors"].classification == "high"
+    assert more.metrics["errors"].details["rate_test"]["outcome"] == "high"
+
+
+def test_rate_test_with_a_denominator() -> None:
+    rng = np.random.default_rng(1)
+    cfg = JudgeConfig.model_validate({"metrics": {"errors": {"kind": "count", "denominator": "requests"}}})
+    # Canary gets 4x the traffic and 4x the errors: the same error ratio, a pass.
+    base = {"errors": rng.poisson(1, 60), "requests": np.full(60, 100.0)}
+    can = {"errors": rng.poisson(4, 60), "requests": np.full(60, 400.0)}
+    res = Judge(cfg).judge(base, can)
+    assert "requests" not in res.metrics
+    assert res.metrics["errors"].details["rate_test"]["outcome"] == "pass"
+
+
+def test_kayenta_780_noisier_canary_same_median() -> None:
+    rng = np.random.default_rng(2)
+    base = {"latency": 100 + rng.normal(0, 2, 60)}
+    can = {"latency": 100 + rng.normal(0, 10, 60)}
+    assert Judge(JudgeConfig(mode="kayenta")).judge(base, can).metrics["latency"].classification == "pass"
+    m = Judge().judge(base, can).metrics["latency"]
+    assert m.classification == "high" and "noisier" in m.reason
+    assert m.details["spread_test"]["ratio"] > 1.5
+
+
+def test_sample_size_gating_and_tri_state() -> None:
+    base = {"latency": [1.0, 1.1, 0.9], "cpu": list(np.linspace(1, 2, 30))}
+    can = {"latency": [5.0, 5.1, 4.9], "cpu": list(np.linspace(1, 2, 30))}
+    res = Judge().judge(base, can)
+    assert res.metrics["latency"].classification == "insufficient"
+    assert res.verdict == "insufficient" and not res.sufficient
+    crit = JudgeConfig.model_validate({"metrics": {"latency": {"critical": True}}})
+    res = Judge(crit).judge(base, {**can, "other": [1.0] * 30})
+    assert res.verdict == "insufficient" and "critical metric latency" in res.reason
+    # Kayenta: a critical metric without data zeroes the score (a fail).
+    kay = JudgeConfig.model_validate({"mode": "kayenta", "metrics": {"latency": {"critical": True}}})
+    assert Judge(kay).judge({"latency": [1.0]}, {"latency": []}).verdict == "fail"
+
+
+def test_groups_weights_and_thresholds() -> None:
+    rng = np.random.default_rng(3)
+    cfg = JudgeConfig.model_validate(
+        {
+            "groups": {"latency": 60, "errors": 40},
+            "thresholds": {"pass": 90, "marginal": 50},
+            "metrics": {"p99": {"group": "latency"}, "p50": {"group": "latency"}, "e": {"group": "errors"}},
+        }
+    )
+    base = {n: 10 + rng.normal(0, 1, 60) for n in ("p99", "p50", "e")}
+    can = {"p99": 20 + rng.normal(0, 1, 60), "p50": 10 + rng.normal(0, 1, 60), "e": 10 + rng.normal(0, 1, 60)}
+    res = Judge(cfg).judge(base, can)
+    assert res.groups["latency"]["score"] == 50.0 and res.groups["errors"]["score"] == 100.0
+    assert res.score == 70.0 and res.verdict == "marginal"
+    crit = JudgeConfig.model_validate({"metrics": {"p99": {"critical": True}}})
+    res = Judge(crit).judge(base, can)
+    assert res.score == 0.0 and res.verdict == "fail" and "critical" in res.reason
+
+
+def test_config_validation_names_the_field() -> None:
+    with pytest.raises(ValidationError, match="sum to 120"):
+        JudgeConfig.model_validate({"groups": {"a": 60, "b": 60}})
+    with pytest.raises(ValidationError, match="direction"):
+        JudgeConfig.model_validate({"metrics": {"x": {"direction": "up"}}})
+    with pytest.raises(ValidationError, match="marginal"):
+        JudgeConfig.model_validate({"thresholds": {"pass": 50, "marginal": 70}})
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "reactor", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_judge_cli(tmp_path) -> None:
+    rng = np.random.default_rng(4)
+    base, can = tmp_path / "b.csv", tmp_path / "c.csv"
+    rows_b = ["timestamp,latency,errors"] + [
+        f"{i},{100 + rng.normal(0, 3):.3f},{rng.poisson(0.2)}" for i in range(60)
+    ]
+    rows_c = ["timestamp,latency,errors"] + [
+        f"{i},{130 + rng.normal(0, 3):.3f},{rng.poisson(0.2)}" for i in range(60)
+    ]
+    base.write_text("\n".join(rows_b) + "\n")
+    can.write_text("\n".join(rows_c) + "\n")
+    proc = _run("judge", "--baseline", str(base), "--canary", str(can))
+    assert proc.returncode == 3, proc.stderr  # one of two metrics fails: score 50 -> marginal
+    out = json.loads(proc.stdout)
+    assert set(out) >= {"score", "verdict", "metrics", "groups"}
+    assert out["verdict"] == "marginal" and out["score"] == 50.0
+    assert out["metrics"]["latency"]["classification"] == "high"
+    assert out["metrics"]["errors"]["kind"] == "count"
+    assert "timestamp" not in out["metrics"]
+    assert "reason" in out["metrics"]["latency"] and "mann_whitney" in out["metrics"]["latency"]
+    cfg = tmp_path / "judge.yml"
+    cfg.write_text("metrics:\n  latency: {direction: decrease}\n")
+    proc = _run("judge", "--baseline", str(base), "--canary", str(can), "--config", str(cfg))
+    assert proc.returncode == 0 and json.loads(proc.stdout)["verdict"] == "pass"
+    cfg.write_text("metrics:\n  latency: {direction: sideways}\n")
+    proc = _run("judge", "--baseline", str(base), "--canary", str(can), "--config", str(cfg))
+    assert proc.returncode == 2 and "metrics.latency" in proc.stderr and "direction" in proc.stderr
+    bad = tmp_path / "bad.csv"
+    bad.write_text("latency\n1\nfast\n")
+    proc = _run("judge", "--baseline", str(bad), "--canary", str(can))
+    assert proc.returncode == 2 and "bad.csv:3" in proc.stderr and "'fast'" in proc.stderr
+
+
+@pytest.mark.parametrize("mode", ["smart", "kayenta"])
+def test_vectorised_path_agrees_with_the_general_path(mode: str) -> None:
+    rng = np.random.default_rng(5)
+    pairs = []
+    for t in range(30):
+        base = {f"m{j}": 100 + rng.normal(0, 5, 40) for j in range(6)}
+        can = {
+            f"m{j}": 100 * (1 + 0.1 * ((t + j) % 3)) + rng.normal(0, 5 * (1 + (t % 2)), 40) for j in range(6)
+        }
+        base["same"], can["same"] = np.ones(40), np.ones(40)
+        base["ints"], can["ints"] = rng.poisson(2, 40).astype(float), rng.poisson(3, 40).astype(float)
+        pairs.append((base, can))
+    cfg = JudgeConfig(mode=mode)
+    fast = Judge(cfg).judge_many(pairs)
+    slow = Judge(cfg, vectorised=False).judge_many(pairs)
+    assert [j.as_dict() for j in fast] == [j.as_dict() for j in slow]

@@ -1,0 +1,314 @@
+"""The exporter service with a generated source: splits, sharding, stale targets, errors, sinks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import requests
+from prometheus_client import CollectorRegistry, generate_latest
+
+from exporters.config import ExporterConfig, load_config
+from exporters.errors import ConfigError
+from exporters.service import Exporter, parse_shard, shard_of
+from exporters.sinks import DatadogSeriesSink, HealthCollector, PushgatewayPusher
+from tests.conftest import FIXTURES
+from tests.exporters.fakes import GeneratedSource, revisions
+
+NOW = 1_800_000_000.0
+
+
+def _config(**target) -> ExporterConfig:
+    base = {
+        "cluster": "prod-eu",
+        "namespace": "shop",
+        "name": "checkout",
+        "source": "gen",
+        "window": 300,
+        "lookback": 1800,
+        "step": 15,
+        "detectors": ["ensemble", "isolation_forest"],
+        "metrics": [
+            {"name": "latency", "query": "latency", "judge": {"group": "latency"}},
+            {"name": "errors", "query": "errors", "judge": {"group": "errors", "kind": "count"}},
+        ],
+    }
+    base.update(target)
+    return ExporterConfig.model_validate(
+        {"sources": {"gen": {"type": "prometheus", "url": "http://127.0.0.1:1"}}, "targets": [base]}
+    )
+
+
+def _counts(plan: dict[str, tuple[float, float, float]]):
+    def make(start, end, step):
+        rng = np.random.default_rng(1)
+        from exporters.sources import Series
+
+        out = []
+        for rev, (first, last, lam) in plan.items():
+            ts = np.arange(max(start, first), min(end, last) + 1e-9, step)
+            if len(ts):
+                out.append(Series({"revision": rev}, ts, rng.poisson(lam, len(ts)).astype(float)))
+        return out
+
+    return make
+
+
+def test_newest_revision_is_the_canary_and_fails() -> None:
+    src = GeneratedSource(
+        {
+            "latency": revisions({"v1": (NOW - 1800, NOW, 0.10), "v2": (NOW - 600, NOW, 0.30)}),
+            "errors": _counts({"v1": (NOW - 1800, NOW, 0.2), "v2": (NOW - 600, NOW, 5.0)}),
+        }
+    )
+    exp = Exporter(_config(), sources={"gen": src}, clock=lambda: NOW)
+    (report,) = exp.run_cycle()
+    assert report.revision == "v2"
+    assert report.verdict == "fail" and report.score == 0.0 and report.sufficient
+    assert {e.name for e in report.explanations} == {"latency", "errors"}
+    assert all(e.since == NOW for e in report.explanations)
+    assert report.labels == {
+        "platform": "kubernetes",
+        "cluster": "prod-eu",
+        "namespace": "shop",
+        "target": "checkout",
+        "component": "checkout",
+        "revision": "v2",
+    }
+    assert 0.0 <= report.anomaly["ensemble"] <= 1.0
+    assert report.anomaly["isolation_forest"] > 0.5
+    assert max(report.contributions, key=report.contributions.get) in ("latency", "errors")
+
+
+def test_canary_changes_without_restart_and_since_persists() -> None:
+    plan = {"v1": (NOW - 1800, NOW, 0.10), "v2": (NOW - 600, NOW, 0.30)}
+    src = GeneratedSource({"latency": revisions(plan), "errors": _counts({"v1": (NOW - 1800, NOW, 1.0)})})
+    clock = [NOW]
+    exp = Exporter(_config(), sources={"gen": src}, clock=lambda: clock[0])
+    assert exp.run_cycle()[0].revision == "v2"
+    # A third revision is deployed (the config is unchanged): it becomes the canary.
+    plan["v3"] = (NOW + 100 - 500, NOW + 100, 0.1)
+    clock[0] = NOW + 100
+    report = exp.run_cycle()[0]
+    assert report.revision == "v3"
+
+
+def test_full_rollout_compares_with_the_previous_revision() -> None:
+    src = GeneratedSource(
+        {
+            "latency": revisions({"v1": (NOW - 1800, NOW - 900, 0.10), "v2": (NOW - 900, NOW, 0.10)}),
+            "errors": _counts({"v1": (NOW - 1800, NOW - 900, 1.0), "v2": (NOW - 900, NOW, 1.0)}),
+        }
+    )
+    report = Exporter(_config(), sources={"gen": src}, clock=lambda: NOW).run_cycle()[0]
+    assert report.revision == "v2" and report.verdict == "pass" and report.score == 100.0
+
+
+def test_time_split_uses_the_deploy_time() -> None:
+    def series(start, end, step):
+        from exporters.sources import Series
+
+        ts = np.arange(start, end, step)
+        rng = np.random.default_rng(3)
+        vs = np.where(ts >= NOW - 300, 0.5, 0.1) + rng.normal(0, 0.01, len(ts))
+        return [Series({}, ts, vs)]
+
+    src = GeneratedSource({"latency": series, "errors": _counts({"": (NOW - 3600, NOW, 1.0)})})
+    src.instant["deploy_time"] = NOW - 300
+    cfg = _config(split={"mode": "time", "deploy_time_query": "deploy_time"})
+    report = Exporter(cfg, sources={"gen": src}, clock=lambda: NOW).run_cycle()[0]
+    assert report.judgement.metrics["latency"].classification == "high"
+    assert report.judgement.metrics["errors"].classification == "pass"
+
+
+def test_source_error_means_insufficient_and_is_counted() -> None:
+    src = GeneratedSource({"latency": revisions({"v1": (NOW - 1800, NOW, 0.1)})})  # no "errors" query
+    exp = Exporter(_config(), sources={"gen": src}, clock=lambda: NOW)
+    (report,) = exp.run_cycle()
+    assert report.error and "errors" in report.error and report.verdict == "insufficient"
+    assert (
+        exp.registry.get_sample_value(
+            "smart_rollback_exporter_source_errors_total", {"source": "gen", "kind": "query"}
+        )
+        == 1.0
+    )
+    text = generate_latest(_registry_with(exp)).decode()
+    assert 'smart_rollback_data_sufficient{cluster="prod-eu"' in text
+    assert "smart_rollback_health_score{" not in text.replace("# HELP smart_rollback_health_score", "")
+
+
+def _registry_with(exp: Exporter) -> CollectorRegistry:
+    reg = CollectorRegistry()
+    reg.register(HealthCollector(exp.snapshot))
+    return reg
+
+
+def test_collector_series_and_labels() -> None:
+    src = GeneratedSource(
+        {
+            "latency": revisions({"v1": (NOW - 1800, NOW, 0.10), "v2": (NOW - 600, NOW, 0.10)}),
+            "errors": _counts({"v1": (NOW - 1800, NOW, 1.0), "v2": (NOW - 600, NOW, 1.0)}),
+        }
+    )
+    exp = Exporter(_config(release="spring"), sources={"gen": src}, clock=lambda: NOW)
+    exp.run_cycle()
+    reg = _registry_with(exp)
+    ident = {
+        "platform": "kubernetes",
+        "cluster": "prod-eu",
+        "namespace": "shop",
+        "target": "checkout",
+        "component": "checkout",
+        "revision": "v2",
+        "release": "spring",
+    }
+    assert reg.get_sample_value("smart_rollback_health_score", ident) == 100.0
+    assert reg.get_sample_value("smart_rollback_verdict", {**ident, "verdict": "pass"}) == 1.0
+    assert reg.get_sample_value("smart_rollback_verdict", {**ident, "verdict": "fail"}) == 0.0
+    assert reg.get_sample_value("smart_rollback_data_sufficient", ident) == 1.0
+    assert (
+        reg.get_sample_value(
+            "smart_rollback_metric_verdict",
+            {**ident, "metric": "errors", "critical": "false", "classification": "pass"},
+        )
+        == 1.0
+    )
+    assert reg.get_sample_value("smart_rollback_anomaly_score", {**ident, "detector": "ensemble"}) is not None
+
+
+def test_sharding_is_stable_and_partitions() -> None:
+    keys = [f"kubernetes/c/ns/app{i}/app{i}" for i in range(200)]
+    shards = [shard_of(k, 3) for k in keys]
+    assert shards == [shard_of(k, 3) for k in keys]
+    assert set(shards) == {0, 1, 2}
+    assert parse_shard("1/3") == (1, 3)
+    for bad in ("3/3", "x", "1/0"):
+        with pytest.raises(ConfigError):
+            parse_shard(bad)
+
+
+def test_targets_of_other_shards_are_not_scored_and_stale_targets_drop(tmp_path) -> None:
+    src = GeneratedSource(
+        {"latency": revisions({"v1": (NOW - 1800, NOW + 10**6, 0.1)}), "errors": _counts({})}
+    )
+    targets = tmp_path / "targets.yml"
+    names = [f"app{i}" for i in range(12)]
+
+    def write(ns):
+        entries = [
+            {
+                "cluster": "c",
+                "namespace": "ns",
+                "name": n,
+                "source": "gen",
+                "step": 15,
+                "metrics": [{"name": "latency", "query": "latency"}],
+            }
+            for n in ns
+        ]
+        targets.write_text(json.dumps({"targets": entries}))
+
+    write(names)
+    cfg = ExporterConfig.model_validate(
+        {
+            "sources": {"gen": {"type": "prometheus", "url": "http://127.0.0.1:1"}},
+            "target_files": [str(targets)],
+            "stale_after": 60,
+        }
+    )
+    clock = [NOW]
+    scored = set()
+    for i in range(3):
+        exp = Exporter(cfg, shard=(i, 3), sources={"gen": src}, clock=lambda: clock[0])
+        mine = {r.target.name for r in exp.run_cycle()}
+        assert not mine & scored
+        scored |= mine
+    assert scored == set(names)
+    exp = Exporter(cfg, sources={"gen": src}, clock=lambda: clock[0])
+    exp.run_cycle()
+    write(names[:5])  # seven targets removed from the file, no restart
+    clock[0] += 30
+    exp.run_cycle()
+    assert len(exp.snapshot()) == 12  # still within stale_after
+    clock[0] += 61
+    exp.run_cycle()
+    assert sorted(r.target.name for r in exp.snapshot()) == sorted(names[:5])
+
+
+def test_config_errors_are_clear(tmp_path) -> None:
+    path = tmp_path / "bad.yml"
+    path.write_text(
+        "sources: {p: {type: prometheus}}\n"
+        "targets:\n"
+        "  - {cluster: c, namespace: n, name: a, source: q, metrics: [{template: no_such_thing}]}\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_config(path, environ={})
+    text = str(err.value)
+    assert "needs 'url'" in text and "unknown template 'no_such_thing'" in text
+    path.write_text("sources: {d: {type: datadog, api_key_env: DDK, app_key_env: DDA}}\n")
+    with pytest.raises(ConfigError, match="environment variable DDK is not set"):
+        load_config(path, environ={})
+    path.write_text("sources: {p: {type: graphite, url: x}}\n")
+    with pytest.raises(ConfigError, match="unknown source type 'graphite'; known: datadog, elasticsearch"):
+        load_config(path, environ={})
+
+
+def test_datadog_sink_matches_the_captured_request(recorder) -> None:
+    captured = json.loads((FIXTURES / "datadog-v2-series-request.json").read_text())
+    recorder.respond = lambda req: (202, {}, b'{"errors": []}')
+    src = GeneratedSource(
+        {
+            "latency": revisions({"v1": (NOW - 1800, NOW, 0.10), "v2": (NOW - 600, NOW, 0.30)}),
+            "errors": _counts({"v1": (NOW - 1800, NOW, 1.0), "v2": (NOW - 600, NOW, 1.0)}),
+        }
+    )
+    exp = Exporter(_config(), sources={"gen": src}, clock=lambda: NOW)
+    reports = exp.run_cycle()
+    DatadogSeriesSink(
+        api_key="dummy-api-key", host=recorder.url, tags=["env:prod"], clock=lambda: NOW
+    ).publish(reports)
+    req = recorder.requests[0]
+    assert req.method == "POST" and req.path == captured["path"]
+    for header in ("Content-Type", "Accept", "DD-API-KEY", "Accept-Encoding"):
+        assert req.headers[header] == captured["headers"][header]
+    assert req.headers["User-Agent"].startswith("datadog-api-client-python/")
+    body = req.json()
+    assert set(body) == set(captured["body"])
+    ref = captured["body"]["series"][0]
+    by_name = {s["metric"]: s for s in body["series"]}
+    health = by_name["smart_rollback.health_score"]
+    assert set(health) <= set(ref) and health["type"] == ref["type"] == 3
+    assert health["points"] == [{"timestamp": int(NOW), "value": health["points"][0]["value"]}]
+    assert isinstance(health["points"][0]["timestamp"], int)
+    assert (
+        "revision:v2" in health["tags"]
+        and "target:checkout" in health["tags"]
+        and "env:prod" in health["tags"]
+    )
+    assert {s["metric"] for s in body["series"]} >= {
+        "smart_rollback.health_score",
+        "smart_rollback.data_sufficient",
+        "smart_rollback.verdict",
+        "smart_rollback.anomaly_score",
+    }
+
+
+def test_pushgateway_push(pushgateway) -> None:
+    src = GeneratedSource(
+        {
+            "latency": revisions({"v1": (NOW - 1800, NOW, 0.10), "v2": (NOW - 600, NOW, 0.30)}),
+            "errors": _counts({"v1": (NOW - 1800, NOW, 1.0), "v2": (NOW - 600, NOW, 1.0)}),
+        }
+    )
+    exp = Exporter(_config(), sources={"gen": src}, clock=lambda: NOW)
+    PushgatewayPusher(pushgateway, job="smart-rollback", grouping={"instance": "exp-0"}).publish(
+        exp.run_cycle()
+    )
+    text = requests.get(f"{pushgateway}/metrics", timeout=5).text
+    lines = [line for line in text.splitlines() if line.startswith("smart_rollback_health_score{")]
+    assert len(lines) == 1
+    assert (
+        'job="smart-rollback"' in lines[0] and 'instance="exp-0"' in lines[0] and 'revision="v2"' in lines[0]
+    )
