@@ -187,6 +187,8 @@ def _sweep_one(state_dir: Path) -> bool:
         _kill(_pids_in_cgroups(state_dir.name) | _pids_mentioning(str(state_dir) + "/"))
         _remove_cgroups(state_dir.name)
         _rmtree(state_dir)
+    except (SwarmEngineError, OSError):
+        return False  # still busy: the next start tries again
     finally:
         if fd >= 0:
             os.close(fd)
@@ -200,14 +202,38 @@ def sweep_stale(base_dir: Path) -> list[str]:
         for state_dir in sorted(base_dir.glob(f"{PREFIX}*")):
             if state_dir.is_dir() and _sweep_one(state_dir):
                 removed.append(str(state_dir))
-    # Cgroup parents whose state directory is gone entirely (e.g. /tmp was cleaned while a run was dead).
-    live = {p.name for p in base_dir.glob(f"{PREFIX}*")} if base_dir.is_dir() else set()
-    for cg in CGROUP_ROOT.glob(f"*/{PREFIX}*"):
-        if cg.is_dir() and cg.name not in live:
-            _kill(_pids_in_cgroups(cg.name))
-            _remove_cgroups(cg.name)
-            removed.append(str(cg))
+    # Cgroup parents whose state directory is gone (e.g. /tmp was cleaned while a run was dead). They may
+    # belong to a run with another base_dir, so only the owner's PID in the name says whether it is dead.
+    present = {p.name for p in base_dir.glob(f"{PREFIX}*")} if base_dir.is_dir() else set()
+    for name in sorted({cg.name for cg in CGROUP_ROOT.glob(f"*/{PREFIX}*") if cg.is_dir()} - present):
+        owner = _owner_pid(name)
+        if owner is None or _alive(owner):
+            continue
+        _kill(_pids_in_cgroups(name))
+        try:
+            _remove_cgroups(name)
+        except SwarmEngineError:
+            continue  # still busy: the next start tries again
+        removed.append(name)
     return removed
+
+
+def _owner_pid(name: str) -> int | None:
+    """The PID in ``srswarm-<pid>-<token>``: the process that started that run."""
+    try:
+        return int(name.removeprefix(PREFIX).split("-", 1)[0])
+    except ValueError:
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class LocalSwarm:
@@ -342,6 +368,12 @@ class LocalSwarm:
         if swept:
             self._log(f"swarm engine: removed stale state {swept}")
         state_dir = self.base_dir / f"{PREFIX}{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        longest = f"{state_dir}/x/containerd/containerd.sock.ttrpc"
+        if len(longest) > 107:
+            raise SwarmEngineError(
+                f"base_dir {self.base_dir} is too long: containerd's socket {longest} would exceed the "
+                "107-byte limit of Unix socket paths; use a shorter base_dir"
+            )
         state_dir.mkdir(mode=0o700)
         self.state_dir = state_dir
         lock_fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)

@@ -452,7 +452,9 @@ class EcsPlatform:
     def _revisions(self, target: TargetRef, current_td: Mapping[str, Any]) -> tuple[Revision, ...]:
         ecs = self._client(target, "ecs")
         family, current = current_td["family"], int(current_td["revision"])
-        arns: list[str] = []
+        found: dict[int, str] = {}
+        descending = True  # ECS honours sort=DESC; stop paging early only while the answer shows it
+        last = None
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"familyPrefix": family, "status": "ACTIVE", "sort": "DESC"}
@@ -462,14 +464,18 @@ class EcsPlatform:
             for arn in page.get("taskDefinitionArns") or []:
                 fam, _, rev = arn.rsplit("/", 1)[-1].rpartition(":")
                 # familyPrefix is a prefix: "checkout" also lists "checkout-worker".
-                if fam == family and int(rev) < current:
-                    arns.append(arn)
+                if fam != family:
+                    continue
+                number = int(rev)
+                descending = descending and (last is None or number < last)
+                last = number
+                if number < current:
+                    found[number] = arn
             token = page.get("nextToken")
-            if not token or len(arns) >= self.options.history_limit:
+            if not token or (descending and len(found) >= self.options.history_limit):
                 break
-        tds = [current_td] + [
-            self._task_definition(target, arn) for arn in arns[: self.options.history_limit]
-        ]
+        newest = sorted(found, reverse=True)[: self.options.history_limit]
+        tds = [current_td] + [self._task_definition(target, found[n]) for n in newest]
         return tuple(sorted((_revision(td) for td in tds), key=lambda r: r.number))
 
     @staticmethod

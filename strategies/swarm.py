@@ -831,7 +831,7 @@ class SwarmPlatform:
         except PlatformError:
             raise
         except Exception as exc:
-            raise _wrap(exc, what) from exc
+            raise wrap_docker_error(exc, what) from exc
 
 
 _NO_SETTINGS = SwarmTarget()
@@ -874,7 +874,7 @@ def _default_client(cluster: SwarmCluster) -> Any:
     )
 
 
-def _wrap(exc: Exception, what: str) -> PlatformError:
+def wrap_docker_error(exc: Exception, what: str) -> PlatformError:
     """Map docker SDK / requests exceptions onto the taxonomy of :mod:`strategies.errors`."""
     if isinstance(exc, docker.errors.NotFound):
         return TargetNotFoundError(f"{what}: {exc.explanation or exc}")
