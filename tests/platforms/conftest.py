@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from sandbox.swarm_engine import LocalSwarm, SwarmEngineError
+from sandbox.swarm_engine import ImageSpec, LocalSwarm, SwarmEngineError, version_images
 from tests.conftest import free_port
 
 from .swarm_helpers import remove_test_objects
@@ -49,8 +49,12 @@ def aws(moto_url: str) -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def swarm_engine() -> Iterator[LocalSwarm]:
-    """A real dockerd in swarm mode with app:v1..v3 images. Missing prerequisites fail, they never skip."""
-    engine = LocalSwarm()
+    """A real dockerd in swarm mode with app:v1..v3 and app:bad (exits 3 after 0.2 s).
+
+    Missing prerequisites fail the tests with the reason; they never skip.
+    """
+    bad = ImageSpec("app:bad", env={"APP_VERSION": "bad"}, cmd=("/bin/sh", "-c", "sleep 0.2; exit 3"))
+    engine = LocalSwarm(images=[*version_images(), bad])
     try:
         engine.up()
     except SwarmEngineError as exc:

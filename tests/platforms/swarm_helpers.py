@@ -98,3 +98,30 @@ def remove_test_objects(api: Any) -> None:
         api.remove_service(svc["ID"])
     for cfg in api.configs(filters={"label": "io.smart-rollback.service"}):
         api.remove_config(cfg["ID"])
+
+
+def deploy_failing(api: Any, name: str, *, failure_action: str, timeout: float = 30.0) -> dict[str, Any]:
+    """Roll out app:bad with ``UpdateConfig.FailureAction`` = pause or rollback; return the settled spec."""
+    svc = api.inspect_service(name)
+    spec = copy.deepcopy(svc["Spec"])
+    spec["TaskTemplate"]["ContainerSpec"]["Image"] = "app:bad"
+    spec["UpdateConfig"].update({"FailureAction": failure_action, "Monitor": int(1e9), "Parallelism": 1})
+    url = f"{api.base_url}/v{api.api_version}/services/{svc['ID']}/update"
+    resp = api.post(
+        url,
+        params={"version": svc["Version"]["Index"]},
+        data=json.dumps(spec),
+        headers={"Content-Type": "application/json"},
+    )
+    resp.raise_for_status()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        svc = api.inspect_service(name)
+        if (svc.get("UpdateStatus") or {}).get("State") in (
+            "paused",
+            "rollback_completed",
+            "rollback_paused",
+        ):
+            return dict(svc)
+        time.sleep(0.05)
+    raise AssertionError(f"{name}: the failing update did not settle: {svc.get('UpdateStatus')}")
