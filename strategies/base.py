@@ -43,8 +43,7 @@ class TargetRef:
         parts = text.split("/")
         if len(parts) != 4 or not all(parts):
             raise ValueError(
-                f"target {text!r} must be platform/cluster/namespace/name, "
-                "e.g. kubernetes/prod-eu/shop/checkout"
+                f"target {text!r} must be platform/cluster/namespace/name, e.g. kubernetes/prod-eu/shop/checkout"
             )
         return cls(*parts)
 
@@ -158,15 +157,11 @@ class Platform(Protocol):
         """Read the target's revisions, traffic, colours, components and readiness."""
         ...
 
-    def revert(
-        self, target: TargetRef, revision: int | None = None, *, dry_run: bool = False
-    ) -> list[ApiCall]:
+    def revert(self, target: TargetRef, revision: int | None = None, *, dry_run: bool = False) -> list[ApiCall]:
         """Roll the target's spec back to ``revision`` (``None``: the previous one)."""
         ...
 
-    def set_weights(
-        self, target: TargetRef, weights: Mapping[str, int], *, dry_run: bool = False
-    ) -> list[ApiCall]:
+    def set_weights(self, target: TargetRef, weights: Mapping[str, int], *, dry_run: bool = False) -> list[ApiCall]:
         """Set the traffic split, e.g. ``{"stable": 80, "canary": 20}``; weights sum to 100."""
         ...
 

@@ -54,9 +54,7 @@ class DryRunPlatform:
                 self.calls.extend(calls)
         return calls
 
-    def revert(
-        self, target: TargetRef, revision: int | None = None, *, dry_run: bool = False
-    ) -> list[ApiCall]:
+    def revert(self, target: TargetRef, revision: int | None = None, *, dry_run: bool = False) -> list[ApiCall]:
         state = self.describe(target)
         if revision is None:
             revision = state.previous_revision()
@@ -71,9 +69,7 @@ class DryRunPlatform:
                 self._states[target] = replace(state, current_revision=revision)
         return self._record(calls, dry_run)
 
-    def set_weights(
-        self, target: TargetRef, weights: Mapping[str, int], *, dry_run: bool = False
-    ) -> list[ApiCall]:
+    def set_weights(self, target: TargetRef, weights: Mapping[str, int], *, dry_run: bool = False) -> list[ApiCall]:
         state = self.describe(target)
         if sum(weights.values()) != 100:
             raise UnsupportedError(f"weights must sum to 100, got {dict(weights)}")

@@ -16,9 +16,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #: The shared design material, present beside the project in development and CI.
 SHARED = ROOT.parent / "shared"
 
-POSTGRES_ADMIN_URL = os.environ.get(
-    "SMART_ROLLBACK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
+POSTGRES_ADMIN_URL = os.environ.get("SMART_ROLLBACK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def free_port() -> int:

@@ -1,0 +1,817 @@
+"""The durable store: alerts with their dedup keys, jobs, decisions, steps, the audit trail, deployments.
+
+Guarantees the rest of the reactor relies on:
+
+* **Nothing acknowledged unless stored.** :meth:`Store.ingest` writes the alerts, their jobs and audit rows
+  in one transaction; the HTTP layer answers 2xx only after it commits.
+* **One job per alert occurrence.** ``(source, fingerprint, starts_at)`` is unique, and a firing repeat of
+  an alert that is still open (Datadog re-notifications, Alertmanager HA peers, resends) is a duplicate.
+  Job keys are unique, so even racing processes cannot queue the same work twice.
+* **One decision per job**, so a job re-run after a crash resumes its decision instead of deciding again.
+* **One actor per target** through leased rows in ``target_locks`` (atomic upsert on both databases);
+  jobs are claimed with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, under SQLite's single writer otherwise.
+* **Append-only audit**: rows are only inserted; the database refuses UPDATE and DELETE (triggers).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, exists, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from reactor.store import schema as s
+from reactor.store.db import StoreUnavailable, make_engine, migrate
+from webhooks import Alert, Notification
+
+#: Rows per multi-row INSERT: keeps SQLite under its bound-parameter limit.
+_CHUNK = 400
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+@dataclass
+class IntakeCounts:
+    """What one webhook request's alerts became."""
+
+    accepted: int = 0
+    duplicate: int = 0
+    ignored: int = 0
+    truncated: int = 0
+    alert_ids: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "accepted": self.accepted,
+            "duplicate": self.duplicate,
+            "ignored": self.ignored,
+            "truncated": self.truncated,
+        }
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    key: str
+    kind: str
+    alert_id: int | None
+    decision_id: str | None
+    target: str | None
+    attempts: int
+    payload: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class History:
+    """What the decision engine may know about a target's past (all times epoch seconds)."""
+
+    decisions: tuple[Mapping[str, Any], ...] = ()
+    deployment: Mapping[str, Any] | None = None
+    marks: Mapping[str, str] = field(default_factory=dict)
+    kill_switch: bool = False
+
+
+@dataclass
+class _Pending:
+    request: int
+    alert: Alert
+    starts_at: float
+
+
+class Store:
+    """All database access of the reactor. Thread-safe; one instance per process."""
+
+    def __init__(self, engine: Engine, *, clock: Any = time.time) -> None:
+        self.engine = engine
+        #: the same pool; on SQLite its transactions start with BEGIN IMMEDIATE (see db.py).
+        self._writer = engine.execution_options(sqlite_immediate=True)
+        self.clock = clock
+        self.dialect = engine.dialect.name
+
+    @classmethod
+    def connect(cls, url: str, *, sqlite_synchronous: str = "FULL", upgrade: bool = True) -> Store:
+        engine = make_engine(url, sqlite_synchronous=sqlite_synchronous)
+        if upgrade:
+            migrate(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------------------------------ basics
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        """A write transaction; database unavailability becomes :class:`StoreUnavailable`."""
+        try:
+            with self._writer.begin() as conn:
+                yield conn
+        except (OperationalError, DBAPIError) as exc:
+            if isinstance(exc, DBAPIError) and not exc.connection_invalidated and not _transient(exc):
+                raise
+            raise StoreUnavailable(f"the database cannot take the write: {exc.orig}") from exc
+
+    def _insert(self, table: Any) -> Any:
+        return postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
+
+    def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the database answers."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(1))
+        except (OperationalError, DBAPIError) as exc:
+            raise StoreUnavailable(f"the database does not answer: {exc.orig}") from exc
+
+    def audit(
+        self,
+        conn: Connection | None,
+        kind: str,
+        message: str,
+        *,
+        target: str | None = None,
+        decision_id: str | None = None,
+        alert_id: int | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append one audit row, inside ``conn``'s transaction if given."""
+        row = {
+            "at": self.clock(),
+            "kind": kind,
+            "target": target,
+            "decision_id": decision_id,
+            "alert_id": alert_id,
+            "message": message,
+            "data": dict(data) if data is not None else None,
+        }
+        if conn is None:
+            with self._tx() as own:
+                own.execute(insert(s.audit), [row])
+        else:
+            conn.execute(insert(s.audit), [row])
+
+    # ------------------------------------------------------------------------------------------ intake
+
+    def ingest(self, batch: Sequence[Notification]) -> list[IntakeCounts]:
+        """Store the alerts of several notifications in one transaction (group commit).
+
+        Returns one :class:`IntakeCounts` per notification, in order. Raises :class:`StoreUnavailable`
+        when the transaction cannot commit; then nothing of the batch is stored.
+        """
+        now = self.clock()
+        counts = [IntakeCounts(truncated=n.truncated_alerts) for n in batch]
+        with self._tx() as conn:
+            fingerprints = {a.fingerprint for n in batch for a in n.alerts}
+            known: dict[tuple[str, str, float], list[Any]] = {}
+            open_by_fp: dict[tuple[str, str], list[Any]] = {}
+            for chunk in _chunks(sorted(fingerprints), _CHUNK):
+                rows = conn.execute(
+                    select(s.alerts.c.id, s.alerts.c.source, s.alerts.c.fingerprint, s.alerts.c.starts_at,
+                           s.alerts.c.status).where(s.alerts.c.fingerprint.in_(chunk))
+                )  # fmt: skip
+                for row in rows:
+                    found = [row.id, row.status]
+                    known[(row.source, row.fingerprint, row.starts_at)] = found
+                    if row.status == "firing":
+                        open_by_fp[(row.source, row.fingerprint)] = found
+
+            inserts: list[_Pending] = []
+            resolves: list[tuple[int, Any, Alert]] = []  # (request, entry, alert)
+            for index, note in enumerate(batch):
+                for alert in note.alerts:
+                    starts = alert.starts_at.timestamp()
+                    key = (alert.source, alert.fingerprint, starts)
+                    open_entry = open_by_fp.get((alert.source, alert.fingerprint))
+                    entry = known.get(key)
+                    if alert.status == "resolved":
+                        target_entry = entry if entry and entry[1] == "firing" else open_entry
+                        if target_entry is not None:
+                            resolves.append((index, target_entry, alert))
+                            target_entry[1] = "resolved"
+                            open_by_fp.pop((alert.source, alert.fingerprint), None)
+                        elif entry is not None:
+                            counts[index].duplicate += 1
+                        else:
+                            pending = _Pending(index, alert, starts)
+                            inserts.append(pending)
+                            known[key] = [pending, "resolved"]
+                    elif entry is not None or open_entry is not None:
+                        counts[index].duplicate += 1
+                    else:
+                        pending = _Pending(index, alert, starts)
+                        inserts.append(pending)
+                        fresh = [pending, "firing"]
+                        known[key] = fresh
+                        open_by_fp[(alert.source, alert.fingerprint)] = fresh
+
+            inserted = self._insert_alerts(conn, batch, inserts, known, now)
+            jobs: list[dict[str, Any]] = []
+            audits: list[dict[str, Any]] = []
+            for pending in inserts:
+                alert_id = inserted.get(id(pending))
+                if alert_id is None:
+                    counts[pending.request].duplicate += 1
+                    continue
+                status = known[(pending.alert.source, pending.alert.fingerprint, pending.starts_at)][1]
+                counts[pending.request].alert_ids.append(alert_id)
+                target = pending.alert.target.key
+                if status == "firing":
+                    counts[pending.request].accepted += 1
+                    jobs.append(_job_row(f"alert:{alert_id}:evaluate", "evaluate", alert_id, target, now))
+                else:
+                    counts[pending.request].ignored += 1
+                audits.append(_audit_row(now, "alert", f"{status} alert {pending.alert.name!r} received",
+                                         target, alert_id, pending.alert.summary()))  # fmt: skip
+
+            resolved_ids = [e[0] for _, e, _ in resolves if isinstance(e[0], int)]
+            if resolved_ids:
+                conn.execute(
+                    update(s.alerts)
+                    .where(s.alerts.c.id.in_(resolved_ids), s.alerts.c.status == "firing")
+                    .values(status="resolved", resolved_at=now)
+                )
+            for index, entry, alert in resolves:
+                alert_id = entry[0] if isinstance(entry[0], int) else inserted.get(id(entry[0]))
+                if alert_id is None:
+                    counts[index].duplicate += 1
+                    continue
+                counts[index].accepted += 1
+                counts[index].alert_ids.append(alert_id)
+                jobs.append(_job_row(f"alert:{alert_id}:resolve", "resolve", alert_id, alert.target.key, now))
+                audits.append(_audit_row(now, "alert", f"alert {alert.name!r} resolved", alert.target.key,
+                                         alert_id, alert.summary()))  # fmt: skip
+
+            for chunk in _chunks(jobs, _CHUNK):
+                conn.execute(self._insert(s.jobs).values(chunk).on_conflict_do_nothing(index_elements=["key"]))
+            for chunk in _chunks(audits, _CHUNK):
+                conn.execute(insert(s.audit).values(chunk))
+        return counts
+
+    def _insert_alerts(
+        self,
+        conn: Connection,
+        batch: Sequence[Notification],
+        inserts: list[_Pending],
+        known: Mapping[tuple[str, str, float], list[Any]],
+        now: float,
+    ) -> dict[int, int]:
+        """Insert new alert rows; returns ``id(pending) -> alert id`` for rows actually inserted."""
+        result: dict[int, int] = {}
+        for chunk in _chunks(inserts, _CHUNK):
+            by_key: dict[tuple[str, str, float], _Pending] = {}
+            rows = []
+            for pending in chunk:
+                alert = pending.alert
+                key = (alert.source, alert.fingerprint, pending.starts_at)
+                by_key[key] = pending
+                rows.append(
+                    {
+                        "source": alert.source,
+                        "fingerprint": alert.fingerprint,
+                        "starts_at": pending.starts_at,
+                        "status": known[key][1],
+                        "name": alert.name[:255],
+                        "target": alert.target.key,
+                        "severity": alert.severity,
+                        "received_at": now,
+                        "resolved_at": now if known[key][1] == "resolved" else None,
+                        "group_key": batch[pending.request].group_key,
+                        "summary": alert.summary(),
+                        "raw": dict(alert.raw),
+                    }
+                )
+            stmt = (
+                self._insert(s.alerts)
+                .values(rows)
+                .on_conflict_do_nothing(index_elements=["source", "fingerprint", "starts_at"])
+                .returning(s.alerts.c.id, s.alerts.c.source, s.alerts.c.fingerprint, s.alerts.c.starts_at)
+            )
+            for row in conn.execute(stmt):
+                pending = by_key[(row.source, row.fingerprint, row.starts_at)]
+                result[id(pending)] = row.id
+        return result
+
+    def get_alert(self, alert_id: int) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(s.alerts).where(s.alerts.c.id == alert_id)).mappings().first()
+        return dict(row) if row else None
+
+    # ------------------------------------------------------------------------------------------- jobs
+
+    def enqueue(
+        self,
+        key: str,
+        kind: str,
+        *,
+        target: str | None,
+        alert_id: int | None = None,
+        decision_id: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+        conn: Connection | None = None,
+    ) -> bool:
+        """Queue a job unless one with ``key`` exists; returns whether it was queued."""
+        row = _job_row(key, kind, alert_id, target, self.clock())
+        row.update(decision_id=decision_id, payload=dict(payload) if payload else None)
+        stmt = self._insert(s.jobs).values(row).on_conflict_do_nothing(index_elements=["key"])
+        if conn is not None:
+            return bool(conn.execute(stmt).rowcount)
+        with self._tx() as own:
+            return bool(own.execute(stmt).rowcount)
+
+    def claim_job(self, owner: str, lease_seconds: float) -> Job | None:
+        """Claim the oldest runnable job whose target no other actor holds, or return None.
+
+        Runnable: pending and due, or running with an expired lease (its worker died). ``resolve`` jobs
+        ignore target locks: they must reach a rollback that is in progress to stop it.
+        """
+        now = self.clock()
+        j, locks = s.jobs, s.target_locks
+        locked_elsewhere = exists().where(
+            and_(locks.c.target == j.c.target, locks.c.lease_until >= now, locks.c.owner != owner)
+        )
+        runnable = and_(
+            or_(
+                and_(j.c.status == "pending", j.c.run_after <= now),
+                and_(j.c.status == "running", j.c.lease_until < now),
+            ),
+            or_(j.c.kind == "resolve", ~locked_elsewhere),
+        )
+        pick = select(j.c.id).where(runnable).order_by(j.c.id).limit(1)
+        if self.dialect == "postgresql":
+            pick = pick.with_for_update(skip_locked=True)
+        with self._tx() as conn:
+            job_id = conn.execute(pick).scalar()
+            if job_id is None:
+                return None
+            row = (
+                conn.execute(
+                    update(j)
+                    .where(j.c.id == job_id)
+                    .values(
+                        status="running",
+                        lease_owner=owner,
+                        lease_until=now + lease_seconds,
+                        attempts=j.c.attempts + 1,
+                        updated_at=now,
+                    )
+                    .returning(j)
+                )
+                .mappings()
+                .one()
+            )
+        return Job(
+            id=row["id"],
+            key=row["key"],
+            kind=row["kind"],
+            alert_id=row["alert_id"],
+            decision_id=row["decision_id"],
+            target=row["target"],
+            attempts=row["attempts"],
+            payload=row["payload"],
+        )
+
+    def heartbeat(self, job_id: int, owner: str, lease_seconds: float, target: str | None) -> bool:
+        """Extend the lease of a job (and its target lock); False if we no longer own it."""
+        now = self.clock()
+        with self._tx() as conn:
+            owned = conn.execute(
+                update(s.jobs)
+                .where(s.jobs.c.id == job_id, s.jobs.c.lease_owner == owner, s.jobs.c.status == "running")
+                .values(lease_until=now + lease_seconds, updated_at=now)
+            ).rowcount
+            if target:
+                conn.execute(
+                    update(s.target_locks)
+                    .where(s.target_locks.c.target == target, s.target_locks.c.owner == owner)
+                    .values(lease_until=now + lease_seconds)
+                )
+        return bool(owned)
+
+    def finish_job(self, job_id: int, owner: str, *, status: str = "done", error: str | None = None) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                update(s.jobs)
+                .where(s.jobs.c.id == job_id, s.jobs.c.lease_owner == owner)
+                .values(status=status, lease_until=None, updated_at=self.clock(), last_error=error)
+            )
+
+    def retry_job(self, job_id: int, owner: str, delay: float, error: str) -> None:
+        now = self.clock()
+        with self._tx() as conn:
+            conn.execute(
+                update(s.jobs)
+                .where(s.jobs.c.id == job_id, s.jobs.c.lease_owner == owner)
+                .values(status="pending", run_after=now + delay, lease_until=None, updated_at=now, last_error=error)
+            )
+
+    def queue_depth(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(s.jobs.c.status, func.count()).where(s.jobs.c.status.in_(("pending", "running")))
+                .group_by(s.jobs.c.status)
+            ).all()  # fmt: skip
+        return {"pending": 0, "running": 0} | dict(rows)
+
+    # ----------------------------------------------------------------------------------- target locks
+
+    def lock_target(self, target: str, owner: str, lease_seconds: float) -> bool:
+        """Take (or renew) the actor lock of ``target``; False while another live owner holds it."""
+        now = self.clock()
+        t = s.target_locks
+        stmt = self._insert(t).values(target=target, owner=owner, lease_until=now + lease_seconds)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["target"],
+            set_={"owner": stmt.excluded.owner, "lease_until": stmt.excluded.lease_until},
+            where=or_(t.c.lease_until < now, t.c.owner == owner),
+        ).returning(t.c.owner)
+        with self._tx() as conn:
+            got = conn.execute(stmt).scalar()
+        return got == owner
+
+    def unlock_target(self, target: str, owner: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                update(s.target_locks)
+                .where(s.target_locks.c.target == target, s.target_locks.c.owner == owner)
+                .values(lease_until=0.0)
+            )
+
+    # ------------------------------------------------------------------------------------ decisions
+
+    def history(self, target: str, *, lookback_seconds: float) -> History:
+        now = self.clock()
+        d = s.decisions
+        with self.engine.connect() as conn:
+            decisions = conn.execute(
+                select(d.c.id, d.c.action, d.c.strategy, d.c.mode, d.c.status, d.c.created_at, d.c.finished_at,
+                       d.c.alert_id, d.c.from_revision, d.c.to_revision)
+                .where(d.c.target == target, d.c.created_at >= now - lookback_seconds)
+                .order_by(d.c.created_at.desc())
+            ).mappings().all()  # fmt: skip
+            deployment = conn.execute(
+                select(s.deployments)
+                .where(s.deployments.c.target == target, s.deployments.c.started_at <= now)
+                .order_by(s.deployments.c.started_at.desc())
+                .limit(1)
+            ).mappings().first()  # fmt: skip
+            marks = conn.execute(
+                select(s.revision_marks.c.revision, s.revision_marks.c.verdict)
+                .where(s.revision_marks.c.target == target)
+                .order_by(s.revision_marks.c.at)
+            ).all()  # fmt: skip
+            kill = conn.execute(select(s.flags.c.enabled).where(s.flags.c.name == "kill_switch")).scalar()
+        return History(
+            decisions=tuple(dict(r) for r in decisions),
+            deployment=dict(deployment) if deployment else None,
+            marks=dict(marks),
+            kill_switch=bool(kill),
+        )
+
+    def decision_for_job(self, job_id: int) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(s.decisions).where(s.decisions.c.job_id == job_id)).mappings().first()
+        return dict(row) if row else None
+
+    def create_decision(self, row: Mapping[str, Any], message: str) -> dict[str, Any]:
+        """Insert a decision and its audit record in one transaction (before anything is acted on)."""
+        now = self.clock()
+        values = {"id": new_id(), "created_at": now, "updated_at": now, **row}
+        with self._tx() as conn:
+            conn.execute(insert(s.decisions).values(values))
+            self.audit(conn, "decision", message, target=values.get("target"), decision_id=values["id"],
+                       alert_id=values.get("alert_id"), data=_decision_audit(values))  # fmt: skip
+        return values
+
+    def update_decision(
+        self,
+        decision_id: str,
+        message: str | None = None,
+        *,
+        audit_kind: str = "decision",
+        audit_data: Mapping[str, Any] | None = None,
+        expect_status: Iterable[str] | None = None,
+        **values: Any,
+    ) -> bool:
+        """Update a decision (optionally only from ``expect_status``) and audit it; False if not updated."""
+        now = self.clock()
+        d = s.decisions
+        stmt = update(d).where(d.c.id == decision_id)
+        if expect_status is not None:
+            stmt = stmt.where(d.c.status.in_(tuple(expect_status)))
+        with self._tx() as conn:
+            changed = conn.execute(stmt.values(updated_at=now, **values)).rowcount
+            if changed and message:
+                target = conn.execute(select(d.c.target).where(d.c.id == decision_id)).scalar()
+                self.audit(conn, audit_kind, message, target=target, decision_id=decision_id,
+                           data=audit_data if audit_data is not None else _jsonable(values))  # fmt: skip
+        return bool(changed)
+
+    def approve_decision(self, decision_id: str, *, actor: str, reason: str = "") -> tuple[bool, str] | None:
+        """``pending_approval`` → ``approved`` and an execute job, atomically.
+
+        Returns (changed, status now), or None when there is no such decision."""
+        now = self.clock()
+        d = s.decisions
+        with self._tx() as conn:
+            row = conn.execute(select(d.c.status, d.c.target).where(d.c.id == decision_id)).first()
+            if row is None:
+                return None
+            if row.status != "pending_approval":
+                return False, str(row.status)
+            conn.execute(update(d).where(d.c.id == decision_id).values(status="approved", actor=actor, updated_at=now))
+            self.enqueue(f"decision:{decision_id}:execute", "execute", target=row.target, decision_id=decision_id,
+                         conn=conn)  # fmt: skip
+            self.audit(conn, "approval", f"approved by {actor}" + (f": {reason}" if reason else ""),
+                       target=row.target, decision_id=decision_id, data={"actor": actor, "reason": reason})  # fmt: skip
+        return True, "approved"
+
+    def reject_decision(self, decision_id: str, *, actor: str, reason: str = "") -> tuple[bool, str] | None:
+        """``pending_approval`` → ``rejected``, with who and why. Returns (changed, status now) or None."""
+        now = self.clock()
+        d = s.decisions
+        with self._tx() as conn:
+            row = conn.execute(select(d.c.status, d.c.target).where(d.c.id == decision_id)).first()
+            if row is None:
+                return None
+            if row.status != "pending_approval":
+                return False, str(row.status)
+            conn.execute(
+                update(d).where(d.c.id == decision_id)
+                .values(status="rejected", actor=actor, updated_at=now, finished_at=now)
+            )  # fmt: skip
+            self.audit(conn, "approval", f"rejected by {actor}" + (f": {reason}" if reason else ""),
+                       target=row.target, decision_id=decision_id, data={"actor": actor, "reason": reason})  # fmt: skip
+        return True, "rejected"
+
+    def create_manual(
+        self, target: str, *, actor: str, reason: str, payload: Mapping[str, Any], idempotency_key: str | None
+    ) -> dict[str, Any]:
+        """Record a manual rollback request as a queued decision plus its job, in one transaction.
+
+        With an ``idempotency_key``, repeating the request returns the first decision instead of a new one.
+        """
+        now = self.clock()
+        key = f"manual:{idempotency_key}" if idempotency_key else f"manual:{new_id()}"
+        with self._tx() as conn:
+            existing = conn.execute(select(s.jobs.c.decision_id).where(s.jobs.c.key == key)).scalar()
+            if existing:
+                row = conn.execute(select(s.decisions).where(s.decisions.c.id == existing)).mappings().one()
+                return dict(row) | {"duplicate": True}
+            values = {
+                "id": new_id(),
+                "target": target,
+                "action": "rollback",
+                "strategy": payload.get("strategy"),
+                "mode": "manual",
+                "status": "queued",
+                "to_revision": payload.get("to_revision"),
+                "reasons": [f"manual rollback requested by {actor}" + (f": {reason}" if reason else "")],
+                "inputs": {"request": dict(payload), "actor": actor},
+                "actor": actor,
+                "created_at": now,
+                "updated_at": now,
+            }
+            conn.execute(insert(s.decisions).values(values))
+            self.enqueue(key, "execute", target=target, decision_id=values["id"], payload=payload, conn=conn)
+            self.audit(conn, "decision", values["reasons"][0], target=target, decision_id=values["id"],
+                       data=_decision_audit(values))  # fmt: skip
+        return values
+
+    def get_decision(self, decision_id: str, *, with_trail: bool = False) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(s.decisions).where(s.decisions.c.id == decision_id)).mappings().first()
+            if row is None:
+                return None
+            decision = dict(row)
+            if with_trail:
+                decision["steps"] = [
+                    dict(r)
+                    for r in conn.execute(
+                        select(s.steps).where(s.steps.c.decision_id == decision_id).order_by(s.steps.c.id)
+                    ).mappings()
+                ]
+                decision["audit"] = [
+                    dict(r)
+                    for r in conn.execute(
+                        select(s.audit).where(s.audit.c.decision_id == decision_id).order_by(s.audit.c.id)
+                    ).mappings()
+                ]
+                if decision.get("alert_id"):
+                    decision["alert"] = conn.execute(
+                        select(s.alerts.c.summary).where(s.alerts.c.id == decision["alert_id"])
+                    ).scalar()
+        return decision
+
+    def list_decisions(
+        self,
+        *,
+        target: str | None = None,
+        status: str | None = None,
+        action: str | None = None,
+        limit: int = 50,
+        before: float | None = None,
+        since: float | None = None,
+    ) -> list[dict[str, Any]]:
+        d = s.decisions
+        query = select(d).order_by(d.c.created_at.desc(), d.c.id.desc()).limit(limit)
+        if target:
+            query = query.where(d.c.target == target)
+        if status:
+            query = query.where(d.c.status == status)
+        if action:
+            query = query.where(d.c.action == action)
+        if before is not None:
+            query = query.where(d.c.created_at < before)
+        if since is not None:
+            query = query.where(d.c.created_at >= since)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def in_flight(self, target: str) -> list[dict[str, Any]]:
+        """Decisions of ``target`` that are executing or queued for execution."""
+        d = s.decisions
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(d.c.id, d.c.strategy, d.c.alert_id, d.c.status)
+                .where(d.c.target == target, d.c.status.in_(("approved", "executing")))
+            ).mappings().all()  # fmt: skip
+        return [dict(r) for r in rows]
+
+    def decisions_for_alert(self, alert_id: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(s.decisions).where(s.decisions.c.alert_id == alert_id)).mappings().all()
+        return [dict(r) for r in rows]
+
+    # ------------------------------------------------------------------------------------------ steps
+
+    def step_result(self, decision_id: str, step_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(s.steps.c.status, s.steps.c.result)
+                .where(s.steps.c.decision_id == decision_id, s.steps.c.step_id == step_id)
+            ).first()  # fmt: skip
+        if row is None or row.status != "done":
+            return None
+        return dict(row.result or {})
+
+    def step_started(self, decision_id: str, step_id: str, action: str, target: str | None, detail: Any) -> None:
+        now = self.clock()
+        stmt = self._insert(s.steps).values(
+            decision_id=decision_id, step_id=step_id, action=action, status="running", started_at=now
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["decision_id", "step_id"], set_={"status": "running", "started_at": now}
+        )
+        with self._tx() as conn:
+            conn.execute(stmt)
+            self.audit(conn, "step", f"step {step_id} started", target=target, decision_id=decision_id,
+                       data={"step": step_id, "phase": "start", "detail": detail})  # fmt: skip
+
+    def step_finished(
+        self, decision_id: str, step_id: str, target: str | None, result: Mapping[str, Any], *, ok: bool = True
+    ) -> None:
+        now = self.clock()
+        with self._tx() as conn:
+            conn.execute(
+                update(s.steps)
+                .where(s.steps.c.decision_id == decision_id, s.steps.c.step_id == step_id)
+                .values(status="done" if ok else "failed", finished_at=now, result=dict(result))
+            )
+            self.audit(conn, "step", f"step {step_id} {'done' if ok else 'failed'}", target=target,
+                       decision_id=decision_id, data={"step": step_id, "phase": "end", "ok": ok,
+                                                      "result": dict(result)})  # fmt: skip
+
+    # ------------------------------------------------------------------------------------ deployments
+
+    def register_deployment(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        values = {"id": new_id(), "started_at": self.clock(), "status": "in_progress", **row}
+        with self._tx() as conn:
+            conn.execute(insert(s.deployments).values(values))
+            self.audit(conn, "deployment", f"deployment of revision {values['revision']} registered",
+                       target=values["target"], data=_jsonable(values))  # fmt: skip
+        return values
+
+    def get_deployment(self, deployment_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(s.deployments).where(s.deployments.c.id == deployment_id)).mappings().first()
+        return dict(row) if row else None
+
+    def update_deployment(self, deployment_id: str, message: str, **values: Any) -> None:
+        with self._tx() as conn:
+            conn.execute(update(s.deployments).where(s.deployments.c.id == deployment_id).values(**values))
+            target = conn.execute(select(s.deployments.c.target).where(s.deployments.c.id == deployment_id)).scalar()
+            self.audit(conn, "deployment", message, target=target, data=_jsonable(values))
+
+    def mark_revision(self, target: str, revision: str, verdict: str, *, actor: str | None, reason: str) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                insert(s.revision_marks).values(
+                    target=target, revision=revision, verdict=verdict, at=self.clock(), actor=actor, reason=reason
+                )
+            )
+            self.audit(conn, "mark", f"revision {revision} marked {verdict}", target=target,
+                       data={"revision": revision, "verdict": verdict, "actor": actor, "reason": reason})  # fmt: skip
+
+    # ------------------------------------------------------------------------------------------ flags
+
+    def set_flag(self, name: str, enabled: bool, *, actor: str | None) -> None:
+        stmt = self._insert(s.flags).values(name=name, enabled=enabled, updated_at=self.clock(), actor=actor)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["name"],
+            set_={"enabled": enabled, "updated_at": stmt.excluded.updated_at, "actor": actor},
+        )
+        with self._tx() as conn:
+            conn.execute(stmt)
+            self.audit(conn, "flag", f"{name} {'on' if enabled else 'off'}", data={"actor": actor})
+
+    def flag(self, name: str) -> bool:
+        with self.engine.connect() as conn:
+            return bool(conn.execute(select(s.flags.c.enabled).where(s.flags.c.name == name)).scalar())
+
+    # ------------------------------------------------------------------------------------------ audit
+
+    def audit_trail(
+        self, *, target: str | None = None, decision_id: str | None = None, limit: int = 100, since: float = 0.0
+    ) -> list[dict[str, Any]]:
+        a = s.audit
+        query = select(a).where(a.c.at >= since).order_by(a.c.id.desc()).limit(limit)
+        if target:
+            query = query.where(a.c.target == target)
+        if decision_id:
+            query = query.where(a.c.decision_id == decision_id)
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+        return rows[::-1]
+
+
+def _transient(exc: DBAPIError) -> bool:
+    """Whether a driver error means "try again later" rather than a bug in our SQL."""
+    text = str(exc.orig).lower()
+    return any(
+        word in text
+        for word in (
+            "locked",
+            "busy",
+            "disk",
+            "connection",
+            "server closed",
+            "terminating",
+            "timeout",
+            "could not",
+            "too many",
+            "readonly",
+            "read-only",
+            "unable to open",
+        )
+    )
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _job_row(key: str, kind: str, alert_id: int | None, target: str | None, now: float) -> dict[str, Any]:
+    return {
+        "key": key,
+        "kind": kind,
+        "alert_id": alert_id,
+        "decision_id": None,
+        "target": target,
+        "status": "pending",
+        "attempts": 0,
+        "run_after": now,
+        "created_at": now,
+        "updated_at": now,
+        "payload": None,
+    }
+
+
+def _audit_row(
+    now: float, kind: str, message: str, target: str | None, alert_id: int | None, data: Any
+) -> dict[str, Any]:
+    return {
+        "at": now,
+        "kind": kind,
+        "target": target,
+        "decision_id": None,
+        "alert_id": alert_id,
+        "message": message,
+        "data": data,
+    }
+
+
+def _decision_audit(values: Mapping[str, Any]) -> dict[str, Any]:
+    keys = ("action", "strategy", "mode", "status", "from_revision", "to_revision", "reasons", "inputs", "actor")
+    return {k: values.get(k) for k in keys}
+
+
+def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if isinstance(v, str | int | float | bool | list | dict | type(None))}
