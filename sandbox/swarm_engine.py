@@ -69,9 +69,7 @@ class ImageSpec:
 
 def version_images(repository: str = "app", versions: Iterable[str] = ("v1", "v2", "v3")) -> list[ImageSpec]:
     """``app:v1``, ``app:v2``... each saying its version in ``APP_VERSION`` and the ``app.version`` label."""
-    return [
-        ImageSpec(f"{repository}:{v}", env={"APP_VERSION": v}, labels={"app.version": v}) for v in versions
-    ]
+    return [ImageSpec(f"{repository}:{v}", env={"APP_VERSION": v}, labels={"app.version": v}) for v in versions]
 
 
 def fetch_engine(cache: Path = DEFAULT_CACHE, *, script: Path = FETCH_SCRIPT) -> Path:
@@ -81,9 +79,7 @@ def fetch_engine(cache: Path = DEFAULT_CACHE, *, script: Path = FETCH_SCRIPT) ->
             f"{script} is missing (installed without the repository?): pass engine_root= pointing at an "
             "unpack of Debian's docker.io, containerd, runc, tini and busybox-static"
         )
-    proc = subprocess.run(
-        ["bash", str(script), str(cache)], capture_output=True, text=True, timeout=600, check=False
-    )
+    proc = subprocess.run(["bash", str(script), str(cache)], capture_output=True, text=True, timeout=600, check=False)
     if proc.returncode != 0:
         raise SwarmEngineError(
             f"{script} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}\n"
@@ -432,9 +428,7 @@ class LocalSwarm:
         ]
         log = open(state_dir / "dockerd.log", "wb")  # noqa: SIM115 - handed to the child, closed below
         try:
-            self._proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env
-            )
+            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env)
         finally:
             log.close()
         t1 = time.monotonic()
@@ -474,9 +468,7 @@ class LocalSwarm:
         if self.state_dir is None:
             return ""
         with contextlib.suppress(OSError):
-            return "\n".join(
-                (self.state_dir / "dockerd.log").read_text(errors="replace").splitlines()[-lines:]
-            )
+            return "\n".join((self.state_dir / "dockerd.log").read_text(errors="replace").splitlines()[-lines:])
         return ""
 
     def _init_pid(self) -> int | None:

@@ -164,9 +164,7 @@ class EcsOptions(BaseModel):
         for key in self.targets:
             cluster, _, _ = split_target_key(key)
             if self.clusters and cluster not in self.clusters:
-                raise ValueError(
-                    f"target {key!r} names cluster {cluster!r}; configured: {sorted(self.clusters)}"
-                )
+                raise ValueError(f"target {key!r} names cluster {cluster!r}; configured: {sorted(self.clusters)}")
         return self
 
 
@@ -279,9 +277,7 @@ class EcsPlatform:
         )
 
     # -- protocol: writes ------------------------------------------------------------------------------
-    def revert(
-        self, target: TargetRef, revision: int | None = None, *, dry_run: bool = False
-    ) -> list[ApiCall]:
+    def revert(self, target: TargetRef, revision: int | None = None, *, dry_run: bool = False) -> list[ApiCall]:
         svc = self._service(target)
         controller = (svc.get("deploymentController") or {}).get("type", "ECS")
         if controller == "CODE_DEPLOY":
@@ -292,9 +288,7 @@ class EcsPlatform:
                 "or create a CodeDeploy deployment of the old revision."
             )
         if controller != "ECS":
-            raise UnsupportedError(
-                f"{target} uses the {controller} deployment controller; only ECS is supported"
-            )
+            raise UnsupportedError(f"{target} uses the {controller} deployment controller; only ECS is supported")
         current_td = self._task_definition(target, svc["taskDefinition"])
         current = int(current_td["revision"])
         revisions = self._revisions(target, current_td)
@@ -314,8 +308,7 @@ class EcsPlatform:
             if wanted_td is None:
                 known = sorted(r.number for r in revisions)
                 raise RevisionNotFoundError(
-                    f"task definition {current_td['family']}:{revision} does not exist; "
-                    f"{target} can go to {known}"
+                    f"task definition {current_td['family']}:{revision} does not exist; {target} can go to {known}"
                 )
             if wanted_td.get("status") != "ACTIVE":
                 raise RevisionNotFoundError(
@@ -340,9 +333,7 @@ class EcsPlatform:
             self._call(lambda: ecs.update_service(**body), what=f"UpdateService {target}")
         return [call]
 
-    def set_weights(
-        self, target: TargetRef, weights: Mapping[str, int], *, dry_run: bool = False
-    ) -> list[ApiCall]:
+    def set_weights(self, target: TargetRef, weights: Mapping[str, int], *, dry_run: bool = False) -> list[ApiCall]:
         settings = self._settings(target)
         if not settings.weights:
             raise UnsupportedError(
@@ -375,8 +366,7 @@ class EcsPlatform:
                 "POST",
                 "codedeploy:StopDeployment",
                 body,
-                note=f"stop CodeDeploy deployment {inflight} with rollback "
-                "(traffic back to the original task set)",
+                note=f"stop CodeDeploy deployment {inflight} with rollback (traffic back to the original task set)",
             )
             if not dry_run:
                 cd = self._client(target, "codedeploy")
@@ -402,13 +392,9 @@ class EcsPlatform:
             last[0] = why
             return self.describe(target) if ready else None
 
-        state = poll(
-            check, timeout=timeout, interval=self.options.poll_interval, clock=self._clock, sleep=self._sleep
-        )
+        state = poll(check, timeout=timeout, interval=self.options.poll_interval, clock=self._clock, sleep=self._sleep)
         if state is None:
-            raise TemporaryError(
-                f"{target} not steady after {timeout}s: {last[0]}", delay=self.options.poll_interval
-            )
+            raise TemporaryError(f"{target} not steady after {timeout}s: {last[0]}", delay=self.options.poll_interval)
         return state
 
     # -- internals: reads ------------------------------------------------------------------------------
@@ -440,9 +426,9 @@ class EcsPlatform:
         if cached is not None and cached.get("status") == "ACTIVE" and ref.startswith("arn:"):
             return cached
         ecs = self._client(target, "ecs")
-        td = self._call(
-            lambda: ecs.describe_task_definition(taskDefinition=ref), what=f"DescribeTaskDefinition {ref}"
-        )["taskDefinition"]
+        td = self._call(lambda: ecs.describe_task_definition(taskDefinition=ref), what=f"DescribeTaskDefinition {ref}")[
+            "taskDefinition"
+        ]
         with self._lock:
             self._td_cache[td["taskDefinitionArn"]] = td
             while len(self._td_cache) > 512:
@@ -479,9 +465,7 @@ class EcsPlatform:
         return tuple(sorted((_revision(td) for td in tds), key=lambda r: r.number))
 
     @staticmethod
-    def _stable_revision(
-        svc: Mapping[str, Any], deployments: list[dict[str, Any]], current: int
-    ) -> int | None:
+    def _stable_revision(svc: Mapping[str, Any], deployments: list[dict[str, Any]], current: int) -> int | None:
         """ECS's own view: the PRIMARY if it COMPLETED, else the newest other deployment that is running."""
         primary = next((d for d in deployments if d.get("status") == "PRIMARY"), None)
         if primary is None:
@@ -521,9 +505,7 @@ class EcsPlatform:
     ) -> tuple[str, list[dict[str, Any]]]:
         elb = self._client(target, "elbv2")
         if settings.rule_arn and listener_arn is None:
-            rules = self._call(
-                lambda: elb.describe_rules(RuleArns=[settings.rule_arn]), what="DescribeRules"
-            )["Rules"]
+            rules = self._call(lambda: elb.describe_rules(RuleArns=[settings.rule_arn]), what="DescribeRules")["Rules"]
             return "rule", list(rules[0].get("Actions") or [])
         arn = listener_arn or settings.listener_arn
         listeners = self._call(lambda: elb.describe_listeners(ListenerArns=[arn]), what="DescribeListeners")[
@@ -559,8 +541,7 @@ class EcsPlatform:
         index = next((i for i, a in enumerate(actions) if a.get("Type") == "forward"), None)
         if index is None:
             raise UnsupportedError(
-                f"{target}: the {kind} has no forward action to weight; "
-                f"found {[a.get('Type') for a in actions]}"
+                f"{target}: the {kind} has no forward action to weight; found {[a.get('Type') for a in actions]}"
             )
         forward = actions[index]
         current = self._forward_weights(target, settings, listener_arn)
@@ -647,9 +628,7 @@ class EcsPlatform:
         if len(names) != 2 or not listeners:
             return None
         elb = self._client(target, "elbv2")
-        tgs = self._call(lambda: elb.describe_target_groups(Names=names), what="DescribeTargetGroups")[
-            "TargetGroups"
-        ]
+        tgs = self._call(lambda: elb.describe_target_groups(Names=names), what="DescribeTargetGroups")["TargetGroups"]
         arn_by_name = {tg["TargetGroupName"]: tg["TargetGroupArn"] for tg in tgs}
         # CodeDeploy calls the original task set's side Blue and the replacement's Green.
         return str(listeners[0]), {"blue": arn_by_name[names[0]], "green": arn_by_name[names[1]]}
@@ -689,8 +668,7 @@ class EcsPlatform:
     def _settings(self, target: TargetRef) -> EcsTarget:
         if self.options.clusters and target.cluster not in self.options.clusters:
             raise TargetNotFoundError(
-                f"{target}: unknown ECS connection {target.cluster!r}; "
-                f"configured: {sorted(self.options.clusters)}"
+                f"{target}: unknown ECS connection {target.cluster!r}; configured: {sorted(self.options.clusters)}"
             )
         return self.options.targets.get(target_key(target)) or _NO_SETTINGS
 
@@ -757,9 +735,7 @@ def wrap_aws_error(exc: Exception, what: str) -> PlatformError:
     if isinstance(exc, bce.NoRegionError):
         return PermanentError(f"{what}: no AWS region: set platforms.ecs.region (or the connection's region)")
     if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError | bce.ProfileNotFound):
-        return PermanentError(
-            f"{what}: AWS credentials: {exc}; configure a role, profile or environment credentials"
-        )
+        return PermanentError(f"{what}: AWS credentials: {exc}; configure a role, profile or environment credentials")
     if isinstance(exc, bce.ParamValidationError):
         return PermanentError(f"{what}: invalid request: {exc}")
     if isinstance(exc, bce.EndpointConnectionError | bce.ConnectionError | bce.HTTPClientError):

@@ -129,9 +129,7 @@ class SwarmTarget(BaseModel):
 
 class SwarmOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    clusters: dict[str, SwarmCluster] = Field(
-        default_factory=lambda: {"local": SwarmCluster.model_validate({})}
-    )
+    clusters: dict[str, SwarmCluster] = Field(default_factory=lambda: {"local": SwarmCluster.model_validate({})})
     targets: dict[str, SwarmTarget] = Field(default_factory=dict)
     #: Revision records kept per service (Docker configs).
     history_limit: int = Field(10, ge=2, le=100)
@@ -146,9 +144,7 @@ class SwarmOptions(BaseModel):
         for key in self.targets:
             cluster, _, _ = split_target_key(key)
             if cluster not in self.clusters:
-                raise ValueError(
-                    f"target {key!r} names cluster {cluster!r}; configured: {sorted(self.clusters)}"
-                )
+                raise ValueError(f"target {key!r} names cluster {cluster!r}; configured: {sorted(self.clusters)}")
         return self
 
 
@@ -193,10 +189,7 @@ def _replicas(spec: Mapping[str, Any]) -> int | None:
 
 def _task_matches(task: Mapping[str, Any], template: Mapping[str, Any], force: int) -> bool:
     spec = task.get("Spec") or {}
-    return (
-        spec.get("ContainerSpec") == template.get("ContainerSpec")
-        and int(spec.get("ForceUpdate", 0)) == force
-    )
+    return spec.get("ContainerSpec") == template.get("ContainerSpec") and int(spec.get("ForceUpdate", 0)) == force
 
 
 @dataclass(frozen=True)
@@ -291,8 +284,7 @@ class SwarmPlatform:
             router = "replica-ratio"
             capabilities.add(Capability.WEIGHTS)
             details["canary"] = {
-                side: {"service": s["Spec"]["Name"], "replicas": _replicas(s["Spec"])}
-                for side, s in pair.items()
+                side: {"service": s["Spec"]["Name"], "replicas": _replicas(s["Spec"])} for side, s in pair.items()
             }
             ready = ready and all(self._convergence(api, s)[0] for s in pair.values())
         active = None
@@ -329,9 +321,7 @@ class SwarmPlatform:
         )
 
     # -- protocol: writes ------------------------------------------------------------------------------
-    def revert(
-        self, target: TargetRef, revision: int | None = None, *, dry_run: bool = False
-    ) -> list[ApiCall]:
+    def revert(self, target: TargetRef, revision: int | None = None, *, dry_run: bool = False) -> list[ApiCall]:
         api = self._api(target)
         for attempt in range(3):
             svc = self._find_primary(api, target, required=True)
@@ -345,9 +335,7 @@ class SwarmPlatform:
                     raise
         raise AssertionError("unreachable")
 
-    def set_weights(
-        self, target: TargetRef, weights: Mapping[str, int], *, dry_run: bool = False
-    ) -> list[ApiCall]:
+    def set_weights(self, target: TargetRef, weights: Mapping[str, int], *, dry_run: bool = False) -> list[ApiCall]:
         settings = self._settings(target)
         if not settings.canary:
             raise UnsupportedError(
@@ -363,9 +351,7 @@ class SwarmPlatform:
         current = {side: n or 0 for side, n in counts.items()}
         total = sum(current.values())
         if total == 0:
-            raise UnsupportedError(
-                f"{target}: both services of the canary pair have 0 replicas; scale one up first"
-            )
+            raise UnsupportedError(f"{target}: both services of the canary pair have 0 replicas; scale one up first")
         target_counts = _split_replicas(total, wanted)
         if target_counts == current:
             return []
@@ -374,9 +360,7 @@ class SwarmPlatform:
         calls: list[ApiCall] = []
         for side in order:
             if target_counts[side] != current[side]:
-                calls += self._scale(
-                    api, pair[side], target_counts[side], dry_run, f"{side} side -> {wanted[side]}%"
-                )
+                calls += self._scale(api, pair[side], target_counts[side], dry_run, f"{side} side -> {wanted[side]}%")
         return calls
 
     def switch(self, target: TargetRef, color: str, *, dry_run: bool = False) -> list[ApiCall]:
@@ -399,9 +383,7 @@ class SwarmPlatform:
         if other_n == 0 and chosen_n > 0:
             return []
         total = max(chosen_n + other_n, 1)
-        calls = (
-            self._scale(api, pair[color], total, dry_run, f"make {color} active") if chosen_n != total else []
-        )
+        calls = self._scale(api, pair[color], total, dry_run, f"make {color} active") if chosen_n != total else []
         if not dry_run and calls:
             # Only take the old colour away once the new one runs: a failed start leaves traffic where it was.
             svc_id = pair[color]["ID"]
@@ -448,9 +430,7 @@ class SwarmPlatform:
             last[:] = pending
             return None if pending else self.describe(target)
 
-        state = poll(
-            check, timeout=timeout, interval=self.options.poll_interval, clock=self._clock, sleep=self._sleep
-        )
+        state = poll(check, timeout=timeout, interval=self.options.poll_interval, clock=self._clock, sleep=self._sleep)
         if state is None:
             raise TemporaryError(
                 f"{target} not ready after {timeout}s: {'; '.join(last)}", delay=self.options.poll_interval
@@ -551,17 +531,13 @@ class SwarmPlatform:
         url = f"{api.base_url}/v{api.api_version}/services/{service_id}/update"
         self._call(
             lambda: _check(
-                api.post(
-                    url, params=params, data=json.dumps(spec), headers={"Content-Type": "application/json"}
-                )
+                api.post(url, params=params, data=json.dumps(spec), headers={"Content-Type": "application/json"})
             ),
             what=f"update service {service_id}",
         )
         return call
 
-    def _scale(
-        self, api: Any, svc: Mapping[str, Any], replicas: int, dry_run: bool, why: str
-    ) -> list[ApiCall]:
+    def _scale(self, api: Any, svc: Mapping[str, Any], replicas: int, dry_run: bool, why: str) -> list[ApiCall]:
         hist = self._history(api, svc)
         calls = self._write_records(api, svc, hist, dry_run)
         body = copy.deepcopy(svc["Spec"])
@@ -608,9 +584,7 @@ class SwarmPlatform:
     # -- internals: history ----------------------------------------------------------------------------
     def _history(self, api: Any, svc: Mapping[str, Any]) -> _History:
         name = svc["Spec"]["Name"]
-        raw = self._call(
-            lambda: api.configs(filters={"label": f"{LABEL_SERVICE}={name}"}), what="list configs"
-        )
+        raw = self._call(lambda: api.configs(filters={"label": f"{LABEL_SERVICE}={name}"}), what="list configs")
         records: list[_Record] = []
         for cfg in raw:
             spec = cfg.get("Spec") or {}
@@ -635,9 +609,7 @@ class SwarmPlatform:
         unique: list[_Record] = []
         for rec in records:
             if unique and rec.number <= unique[-1].number:
-                rec = _Record(
-                    unique[-1].number + 1, rec.fingerprint, rec.template, rec.config_id, rec.created_at
-                )
+                rec = _Record(unique[-1].number + 1, rec.fingerprint, rec.template, rec.config_id, rec.created_at)
             unique.append(rec)
         by_fp = {r.fingerprint: r.number for r in unique}
         next_number = (unique[-1].number if unique else 0) + 1
@@ -685,9 +657,7 @@ class SwarmPlatform:
             unrecorded=tuple(unrecorded),
         )
 
-    def _write_records(
-        self, api: Any, svc: Mapping[str, Any], hist: _History, dry_run: bool
-    ) -> list[ApiCall]:
+    def _write_records(self, api: Any, svc: Mapping[str, Any], hist: _History, dry_run: bool) -> list[ApiCall]:
         """Record the specs the service holds that are not recorded yet, then prune the oldest records."""
         name = svc["Spec"]["Name"]
         calls: list[ApiCall] = []
@@ -723,8 +693,7 @@ class SwarmPlatform:
     def _settings(self, target: TargetRef) -> Any:
         if target.cluster not in self.options.clusters:
             raise TargetNotFoundError(
-                f"{target}: unknown swarm cluster {target.cluster!r}; "
-                f"configured: {sorted(self.options.clusters)}"
+                f"{target}: unknown swarm cluster {target.cluster!r}; configured: {sorted(self.options.clusters)}"
             )
         return self.options.targets.get(target_key(target)) or _NO_SETTINGS
 
@@ -784,9 +753,7 @@ class SwarmPlatform:
         stack = (svc["Spec"].get("Labels") or {}).get(STACK_LABEL)
         if not stack:
             return ()
-        services = self._call(
-            lambda: api.services(filters={"label": f"{STACK_LABEL}={stack}"}), what="list services"
-        )
+        services = self._call(lambda: api.services(filters={"label": f"{STACK_LABEL}={stack}"}), what="list services")
         prefix = f"{stack}_"
         return tuple(sorted(s["Spec"]["Name"].removeprefix(prefix) for s in services))
 
@@ -869,9 +836,7 @@ def _default_client(cluster: SwarmCluster) -> Any:
             ca_cert=cluster.tls.ca_cert,
             verify=cluster.tls.ca_cert or cluster.tls.verify,
         )
-    return docker.APIClient(
-        base_url=cluster.base_url, version=cluster.api_version, timeout=cluster.timeout, tls=tls
-    )
+    return docker.APIClient(base_url=cluster.base_url, version=cluster.api_version, timeout=cluster.timeout, tls=tls)
 
 
 def wrap_docker_error(exc: Exception, what: str) -> PlatformError:

@@ -91,17 +91,13 @@ def ecs_world(
     return world
 
 
-def alb(
-    session: Any, endpoint: str, world: EcsWorld, groups: tuple[str, ...], forward: dict[str, int]
-) -> None:
+def alb(session: Any, endpoint: str, world: EcsWorld, groups: tuple[str, ...], forward: dict[str, int]) -> None:
     """An ALB with one HTTP listener forwarding to ``groups`` with the given weights."""
     ec2 = client(session, endpoint, "ec2")
     elb = client(session, endpoint, "elbv2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{az}")["Subnet"][
-            "SubnetId"
-        ]
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{az}")["Subnet"]["SubnetId"]
         for i, az in enumerate("ab")
     ]
     lb = elb.create_load_balancer(Name=f"{world.service}-alb", Subnets=subnets, Type="application")
@@ -140,8 +136,4 @@ def listener_weights(session: Any, endpoint: str, world: EcsWorld) -> dict[str, 
 
 def service_task_definition(session: Any, endpoint: str, world: EcsWorld) -> str:
     ecs = client(session, endpoint, "ecs")
-    return str(
-        ecs.describe_services(cluster=world.cluster, services=[world.service])["services"][0][
-            "taskDefinition"
-        ]
-    )
+    return str(ecs.describe_services(cluster=world.cluster, services=[world.service])["services"][0]["taskDefinition"])

@@ -134,9 +134,7 @@ class EcsCase:
 
     def _world(self, **kwargs: Any) -> tuple[awsh.EcsWorld, TargetRef]:
         self.counter += 1
-        world = awsh.ecs_world(
-            self.session, self.endpoint, cluster=f"shop{self.counter}", siblings=(), **kwargs
-        )
+        world = awsh.ecs_world(self.session, self.endpoint, cluster=f"shop{self.counter}", siblings=(), **kwargs)
         ref = TargetRef("ecs", "moto", world.cluster, world.service)
         self.worlds[ref] = world
         return world, ref
@@ -181,9 +179,7 @@ class EcsCase:
 
     def image(self, target: TargetRef) -> str:
         ecs = awsh.client(self.session, self.endpoint, "ecs")
-        arn = ecs.describe_services(cluster=target.namespace, services=[target.name])["services"][0][
-            "taskDefinition"
-        ]
+        arn = ecs.describe_services(cluster=target.namespace, services=[target.name])["services"][0]["taskDefinition"]
         td = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
         return str(td["containerDefinitions"][0]["image"])
 
@@ -257,9 +253,7 @@ class SwarmCase:
         return self._platform(), self._ref("no-such-service")
 
     def unreachable(self) -> tuple[Platform, TargetRef]:
-        platform = SwarmPlatform(
-            clusters={"local": {"base_url": f"tcp://127.0.0.1:{free_port()}", "timeout": 2}}
-        )
+        platform = SwarmPlatform(clusters={"local": {"base_url": f"tcp://127.0.0.1:{free_port()}", "timeout": 2}})
         return platform, self._ref("web")
 
     def _name(self, target: TargetRef) -> str:

@@ -41,9 +41,7 @@ def aws(moto_url: str) -> Iterator[Any]:
     import requests
 
     requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
-    session = boto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    )
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1")
     yield session
 
 

@@ -81,9 +81,7 @@ def wait_converged(api: Any, service: str, timeout: float = 60.0) -> dict[str, A
         if state not in ("updating", "rollback_started") and len(ok) == want == len(tasks):
             return dict(svc)
         if time.monotonic() > deadline:
-            raise AssertionError(
-                f"{service} did not converge: state={state} tasks={[t['Status'] for t in tasks]}"
-            )
+            raise AssertionError(f"{service} did not converge: state={state} tasks={[t['Status'] for t in tasks]}")
         time.sleep(0.05)
 
 

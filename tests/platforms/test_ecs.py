@@ -212,9 +212,7 @@ def codedeploy_world(aws: Any, moto_url: str, *, in_flight: bool) -> awsh.EcsWor
     return world
 
 
-def test_codedeploy_service_is_found_and_rolled_back_by_stopping_its_deployment(
-    aws: Any, moto_url: str
-) -> None:
+def test_codedeploy_service_is_found_and_rolled_back_by_stopping_its_deployment(aws: Any, moto_url: str) -> None:
     world = codedeploy_world(aws, moto_url, in_flight=True)
     plat = platform(aws, world)  # no codedeploy settings: found from the deployment groups
     target = ref(world, "storefront")
@@ -248,9 +246,7 @@ def test_codedeploy_with_nothing_in_flight_swaps_the_listener(aws: Any, moto_url
     plat = platform(
         aws,
         world,
-        **{
-            world.key("storefront"): {"codedeploy": {"application": "shop", "deployment_group": "storefront"}}
-        },
+        **{world.key("storefront"): {"codedeploy": {"application": "shop", "deployment_group": "storefront"}}},
     )
     target = ref(world, "storefront")
     (call,) = plat.switch(target, "green")

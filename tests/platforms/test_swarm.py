@@ -71,9 +71,7 @@ def test_describe_after_a_deploy_reads_spec_previous_spec_and_update_status(
     assert swarm_api.configs(filters={"label": f"{LABEL_SERVICE}={stack}_web"}) == []
 
 
-def test_revert_to_previous_uses_the_server_side_rollback(
-    swarm_engine: LocalSwarm, swarm_api: Any, stack: str
-) -> None:
+def test_revert_to_previous_uses_the_server_side_rollback(swarm_engine: LocalSwarm, swarm_api: Any, stack: str) -> None:
     swh.create_service(swarm_api, f"{stack}_web", "app:v1", stack=stack, replicas=2)
     swh.deploy(swarm_api, f"{stack}_web", "app:v2")
     platform = platform_for(swarm_engine)
@@ -114,9 +112,7 @@ def test_revert_to_an_older_recorded_revision_restores_image_and_environment(
     assert platform.describe(target).current_revision == 1
 
 
-def test_a_second_platform_instance_sees_the_same_history(
-    swarm_engine: LocalSwarm, swarm_api: Any, stack: str
-) -> None:
+def test_a_second_platform_instance_sees_the_same_history(swarm_engine: LocalSwarm, swarm_api: Any, stack: str) -> None:
     """Records live in the swarm (Docker configs), so another reactor replica or a restart reads them."""
     name = f"{stack}_web"
     swh.create_service(swarm_api, name, "app:v1", stack=stack)
@@ -190,9 +186,7 @@ def test_switch_by_label_restarts_no_task(swarm_engine: LocalSwarm, swarm_api: A
     assert {t["ID"] for t in swarm_api.tasks(filters={"desired-state": "running"})} >= tasks_before
 
 
-def test_a_paused_update_is_reported_and_reverted(
-    swarm_engine: LocalSwarm, swarm_api: Any, stack: str
-) -> None:
+def test_a_paused_update_is_reported_and_reverted(swarm_engine: LocalSwarm, swarm_api: Any, stack: str) -> None:
     name = f"{stack}_web"
     swh.create_service(swarm_api, name, "app:v1", stack=stack, replicas=2)
     swh.deploy_failing(swarm_api, name, failure_action="pause")

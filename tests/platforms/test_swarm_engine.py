@@ -34,9 +34,7 @@ def host_traces() -> dict[str, object]:
     """What a dockerd in the host namespaces would leave: links, swarm ports, /etc/docker, /run entries."""
     links = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True, check=True).stdout
     return {
-        "links": sorted(
-            line.split()[0] for line in links.splitlines() if line.startswith(("docker", "veth", "br-"))
-        ),
+        "links": sorted(line.split()[0] for line in links.splitlines() if line.startswith(("docker", "veth", "br-"))),
         "swarm_ports": sorted(host_ports() & SWARM_PORTS),
         "etc_docker": Path("/etc/docker").exists(),
         "run": sorted(p.name for p in Path("/run").iterdir() if "docker" in p.name or "containerd" in p.name),
