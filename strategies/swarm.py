@@ -258,7 +258,8 @@ class SwarmPlatform:
             # Swarm's own verdict: a finished update or rollback is good; one in flight or paused is not yet.
             stable = hist.previous if state in ("updating", "paused") and hist.previous else current
             stable_rev = next((r for r in revisions if r.number == stable), None)
-            ok, desired, running, why = self._convergence(api, svc)
+            tasks = self._tasks(api, svc)
+            ok, desired, running, why = self._convergence(api, svc, tasks)
             ready = ok
             capabilities.add(Capability.REVERT)
             details.update(
@@ -272,6 +273,7 @@ class SwarmPlatform:
                 previous_revision=hist.previous,
                 unrecorded_revisions=[n for n, _ in hist.unrecorded],
                 convergence=why,
+                tasks=_task_summary(tasks),
             )
             components = self._components(api, target, svc)
             if len(components) > 1:
@@ -757,13 +759,19 @@ class SwarmPlatform:
         prefix = f"{stack}_"
         return tuple(sorted(s["Spec"]["Name"].removeprefix(prefix) for s in services))
 
-    def _convergence(self, api: Any, svc: Mapping[str, Any]) -> tuple[bool, int | None, int, str]:
+    def _tasks(self, api: Any, svc: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Every task the manager still keeps for the service (current ones and recent history)."""
+        return list(self._call(lambda: api.tasks(filters={"service": svc["ID"]}), what="list tasks"))
+
+    def _convergence(
+        self, api: Any, svc: Mapping[str, Any], all_tasks: list[dict[str, Any]] | None = None
+    ) -> tuple[bool, int | None, int, str]:
         """(converged, desired, running, why-not) for one service: no update in flight, all tasks current."""
         name = svc["Spec"]["Name"]
         state = (svc.get("UpdateStatus") or {}).get("State")
-        tasks = self._call(
-            lambda: api.tasks(filters={"service": svc["ID"], "desired-state": "running"}), what="list tasks"
-        )
+        if all_tasks is None:
+            all_tasks = self._tasks(api, svc)
+        tasks = [t for t in all_tasks if t.get("DesiredState") == "running"]
         template = svc["Spec"].get("TaskTemplate") or {}
         force = int(template.get("ForceUpdate", 0))
         current = [t for t in tasks if _task_matches(t, template, force)]
@@ -802,6 +810,22 @@ class SwarmPlatform:
 
 
 _NO_SETTINGS = SwarmTarget()
+
+
+def _task_summary(tasks: list[dict[str, Any]], limit: int = 10) -> list[dict[str, Any]]:
+    """The newest tasks, compactly: what runs where, and why the failed ones failed."""
+    newest = sorted(tasks, key=lambda t: str(t.get("UpdatedAt", "")), reverse=True)[:limit]
+    return [
+        {
+            "id": str(t.get("ID", ""))[:12],
+            "slot": t.get("Slot"),
+            "image": ((t.get("Spec") or {}).get("ContainerSpec") or {}).get("Image"),
+            "state": (t.get("Status") or {}).get("State"),
+            "desired": t.get("DesiredState"),
+            "message": (t.get("Status") or {}).get("Err") or (t.get("Status") or {}).get("Message"),
+        }
+        for t in newest
+    ]
 
 
 def _split_replicas(total: int, weights: Mapping[str, int]) -> dict[str, int]:

@@ -198,6 +198,8 @@ def test_a_paused_update_is_reported_and_reverted(swarm_engine: LocalSwarm, swar
     assert not state.ready
     assert state.details["last_known_good_image"] == "app:v1"
     assert state.revision(state.stable_revision).image == "app:v1"  # type: ignore[union-attr, arg-type]
+    failed = [t for t in state.details["tasks"] if t["image"] == "app:bad" and t["state"] == "failed"]
+    assert failed and "exit" in failed[0]["message"]  # why it paused, from the task history
     with pytest.raises(PermanentError, match="paused"):
         platform.wait_ready(target, 5)
 
