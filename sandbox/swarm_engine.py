@@ -372,8 +372,10 @@ class LocalSwarm:
             )
         state_dir.mkdir(mode=0o700)
         self.state_dir = state_dir
-        lock_fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        # Lock first, then publish under the name the sweep looks for: no other run can see it unlocked.
+        lock_fd = os.open(state_dir / "lock.new", os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        os.rename(state_dir / "lock.new", state_dir / "lock")
         self._lock_fd = lock_fd
         for sub in ("etc-upper", "etc-work", "data", "x"):
             (state_dir / sub).mkdir()
