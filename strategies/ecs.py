@@ -466,7 +466,10 @@ class EcsPlatform:
 
     @staticmethod
     def _stable_revision(svc: Mapping[str, Any], deployments: list[dict[str, Any]], current: int) -> int | None:
-        """ECS's own view: the PRIMARY if it COMPLETED, else the newest other deployment that is running."""
+        """ECS's own view: the PRIMARY if it COMPLETED, else the newest other deployment that COMPLETED.
+
+        During a circuit-breaker rollback the old PRIMARY is ACTIVE with rolloutState FAILED: never stable.
+        """
         primary = next((d for d in deployments if d.get("status") == "PRIMARY"), None)
         if primary is None:
             return None
@@ -477,13 +480,11 @@ class EcsPlatform:
         if primary.get("rolloutState") in (None, "COMPLETED"):
             return current
         others = sorted(
-            (d for d in deployments if d.get("status") == "ACTIVE"),
+            (d for d in deployments if d.get("status") == "ACTIVE" and d.get("rolloutState") in (None, "COMPLETED")),
             key=lambda d: str(d.get("createdAt")),
             reverse=True,
         )
-        for d in others:
-            return int(str(d["taskDefinition"]).rsplit(":", 1)[-1])
-        return None
+        return int(str(others[0]["taskDefinition"]).rsplit(":", 1)[-1]) if others else None
 
     def _components(self, target: TargetRef) -> tuple[str, ...]:
         ecs = self._client(target, "ecs")

@@ -335,3 +335,29 @@ def test_invalid_options_fail_at_start_up(options: dict[str, Any], problem: str)
     with pytest.raises(PlatformConfigError, match="invalid options for platform 'ecs'") as err:
         EcsPlatform(**options)
     assert problem in str(err.value)
+
+
+def deployment(status: str, revision: int, rollout: str, created: str) -> dict[str, Any]:
+    """A Deployment as real ECS returns it (CONTRACTS §6.1 fields), for the cases moto cannot produce."""
+    return {
+        "status": status,
+        "taskDefinition": f"arn:aws:ecs:eu-west-1:123456789012:task-definition/checkout:{revision}",
+        "rolloutState": rollout,
+        "createdAt": created,
+    }
+
+
+@pytest.mark.parametrize(
+    ("deployments", "stable"),
+    [
+        ([deployment("PRIMARY", 3, "COMPLETED", "t3")], 3),
+        ([deployment("PRIMARY", 3, "IN_PROGRESS", "t3"), deployment("ACTIVE", 2, "COMPLETED", "t2")], 2),
+        # A circuit-breaker rollback in progress: the failed deployment is never the stable one.
+        ([deployment("PRIMARY", 3, "IN_PROGRESS", "t4"), deployment("ACTIVE", 4, "FAILED", "t3")], None),
+        ([deployment("PRIMARY", 1, "IN_PROGRESS", "t1")], None),  # moto's stale list: PRIMARY is not :3
+        ([], None),
+    ],
+)
+def test_stable_revision_follows_ecs_rollout_states(deployments: list[dict[str, Any]], stable: int | None) -> None:
+    svc = {"taskDefinition": "arn:aws:ecs:eu-west-1:123456789012:task-definition/checkout:3"}
+    assert EcsPlatform._stable_revision(svc, deployments, 3) == stable
