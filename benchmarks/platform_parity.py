@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
-import platform as platform_mod
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
+from benchmarks._common import free_port, log, machine_notes, write_section
 from strategies import STRATEGIES
 from strategies.base import Platform, RollbackRequest, TargetRef
 from strategies.context import MemoryContext
@@ -37,36 +34,6 @@ from tests.platforms.cases import DryRunCase, EcsCase, SwarmCase
 
 STRATEGY_NAMES = ("undo", "blue_green", "progressive", "partial")
 WAIT = 120.0
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
-SECTION = "platform_parity"
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def machine_notes() -> str:
-    load = os.getloadavg()
-    return (
-        f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; {os.cpu_count()} CPUs; load average "
-        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the start; Python {platform_mod.python_version()}; "
-        "a shared, noisy machine: compare the ratios, measured in the same run"
-    )
-
-
-def write_section(body: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (or append it), leaving the other sections alone."""
-    begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
-    text = (
-        RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nEach section is rewritten by its script.\n"
-    )
-    block = f"{begin}\n{body.rstrip()}\n{end}"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(text)
-    log(f"wrote the {SECTION!r} section of {RESULTS}")
 
 
 @dataclass
@@ -203,7 +170,6 @@ def main() -> None:
     from moto.server import ThreadedMotoServer
 
     from sandbox.swarm_engine import LocalSwarm
-    from tests.conftest import free_port
 
     log("starting moto's server and a local swarm engine")
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
@@ -238,7 +204,7 @@ def main() -> None:
     body = report(cells, notes, engine.timings, args.repeat)
     print(body)
     if not args.no_write:
-        write_section(body)
+        write_section("platform_parity", body)
 
 
 def report(cells: list[Cell], notes: str, engine: dict[str, float], repeat: int) -> str:

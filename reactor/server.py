@@ -40,6 +40,30 @@ def _worker_exit(server: Any, worker: Any) -> None:
         runtime.close()
 
 
+def gunicorn_options(settings: Settings, *, access_log: bool = False) -> dict[str, Any]:
+    """The gunicorn settings the reactor runs with (benchmarks run their baseline app with the same)."""
+    server = settings.server
+    options: dict[str, Any] = {
+        "bind": [server.bind],
+        "workers": server.workers,
+        "worker_class": "gthread",
+        "threads": server.threads,
+        "timeout": server.timeout,
+        "graceful_timeout": 20,
+        "keepalive": 5,
+        "preload_app": False,
+        "child_exit": _child_exit,
+        "worker_exit": _worker_exit,
+        "proc_name": "smart-rollback",
+        # gunicorn >= 27 opens a control socket under ~/.gunicorn; we need none and leave no files behind.
+        "control_socket_disable": True,
+        "loglevel": "info",
+    }
+    if access_log:
+        options["accesslog"] = "-"
+    return options
+
+
 class ReactorServer(BaseApplication):
     def __init__(self, settings: Settings, *, access_log: bool = False) -> None:
         self.settings = settings
@@ -47,26 +71,7 @@ class ReactorServer(BaseApplication):
         super().__init__()
 
     def load_config(self) -> None:
-        server = self.settings.server
-        options: dict[str, Any] = {
-            "bind": [server.bind],
-            "workers": server.workers,
-            "worker_class": "gthread",
-            "threads": server.threads,
-            "timeout": server.timeout,
-            "graceful_timeout": 20,
-            "keepalive": 5,
-            "preload_app": False,
-            "child_exit": _child_exit,
-            "worker_exit": _worker_exit,
-            "proc_name": "smart-rollback",
-            # gunicorn >= 27 opens a control socket under ~/.gunicorn; we need none and leave no files behind.
-            "control_socket_disable": True,
-            "loglevel": "info",
-        }
-        if self.access_log:
-            options["accesslog"] = "-"
-        for key, value in options.items():
+        for key, value in gunicorn_options(self.settings, access_log=self.access_log).items():
             self.cfg.set(key, value)
 
     def load(self) -> Any:

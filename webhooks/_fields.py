@@ -44,6 +44,8 @@ def string_map(parent: Mapping[str, Any], key: str, path: str) -> dict[str, str]
         return {}
     where = _join(path, key)
     mapping = obj(value, where)
+    if all(type(v) is str for v in mapping.values()):  # the common case, checked in one pass
+        return dict(mapping)
     out: dict[str, str] = {}
     for k, v in mapping.items():
         if not isinstance(v, str):

@@ -47,21 +47,32 @@ class IdentityRules:
     release_labels: tuple[str, ...] = ("release",)
 
     def identify(self, labels: Mapping[str, str]) -> TargetIdentity:
-        def first(keys: tuple[str, ...]) -> str | None:
+        # On the intake hot path: plain loops, no closures.
+        found: list[str | None] = []
+        for keys in (
+            self.platform_labels,
+            self.cluster_labels,
+            self.namespace_labels,
+            self.name_labels,
+            self.component_labels,
+            self.revision_labels,
+            self.release_labels,
+        ):
+            value = None
             for key in keys:
                 value = labels.get(key)
                 if value:
-                    return value
-            return None
-
+                    break
+            found.append(value or None)
+        platform, cluster, namespace, name, component, revision, release = found
         return TargetIdentity(
-            platform=first(self.platform_labels) or self.default_platform,
-            cluster=first(self.cluster_labels) or self.default_cluster,
-            namespace=first(self.namespace_labels) or self.default_namespace,
-            name=first(self.name_labels),
-            component=first(self.component_labels),
-            revision=first(self.revision_labels),
-            release=first(self.release_labels),
+            platform=platform or self.default_platform,
+            cluster=cluster or self.default_cluster,
+            namespace=namespace or self.default_namespace,
+            name=name,
+            component=component,
+            revision=revision,
+            release=release,
         )
 
 

@@ -7,10 +7,10 @@ Alertmanager and Datadog expect (400 malformed, 401, 413, 415; never 4xx for a t
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import orjson
 from flask import abort, g, jsonify, request
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -61,6 +61,6 @@ def json_body(*, allow_form: bool = False, required: bool = True) -> Any:
             abort(400, "the body is empty; a JSON document is required")
         return {}
     try:
-        return json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
         abort(400, f"the body is not valid JSON: {exc}")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, jsonify
+import orjson
+from flask import Blueprint, Response, jsonify
 
 from reactor import metrics
 from reactor.api import authenticated, json_body
@@ -50,4 +51,5 @@ def _receive(source: str) -> tuple[Any, int]:
     for result, count in counts.as_dict().items():
         if count:
             metrics.INTAKE_ALERTS.labels(source, result).inc(count)
-    return jsonify(status="accepted", alerts=len(note.alerts), **counts.as_dict()), 202
+    body = orjson.dumps({"status": "accepted", "alerts": len(note.alerts), **counts.as_dict()})
+    return Response(body, status=202, mimetype="application/json"), 202

@@ -1,0 +1,1 @@
+"""Reproducible benchmarks; each ``python -m benchmarks.<name>`` rewrites its own section of RESULTS.md."""

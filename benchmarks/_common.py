@@ -1,0 +1,143 @@
+"""Shared benchmark plumbing: servers as subprocesses, machine notes, and RESULTS.md sections."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+SHARED = ROOT.parent / "shared"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def machine_notes() -> str:
+    load = os.getloadavg()
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        total = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))  # type: ignore[union-attr]
+        mem = f", {total / 1024 / 1024:.0f} GiB"
+    except (OSError, AttributeError):
+        pass
+    return (
+        f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; {os.cpu_count()} cores ({cpu}){mem}; "
+        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the start; Python {platform.python_version()}; "
+        "a shared, noisy machine: compare the ratios, which are measured in the same run"
+    )
+
+
+def write_section(name: str, body: str) -> None:
+    """Replace (or append) the ``name`` section of RESULTS.md."""
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    text = (
+        RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nEach section is rewritten by its script.\n"
+    )
+    block = f"{begin}\n{body.rstrip()}\n{end}"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    RESULTS.write_text(text)
+    log(f"wrote the {name!r} section of {RESULTS.relative_to(ROOT)}")
+
+
+class Server:
+    """A server subprocess in its own process group (so kill -9 reaches gunicorn's workers too)."""
+
+    def __init__(self, args: Sequence[str], url: str, env: dict[str, str] | None = None, log_path: Path | None = None):
+        self.url = url
+        self.args = list(args)
+        self._log = open(log_path or os.devnull, "ab")  # noqa: SIM115 - closed in stop()
+        full_env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        full_env.update(env or {})
+        self.proc = subprocess.Popen(
+            self.args, cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {' '.join(self.args)}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                time.sleep(0.1)
+        raise RuntimeError(f"server not ready after {timeout}s")
+
+    def worker_pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], check=False, capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+    def kill9(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+
+
+def rss_kib(pid: int) -> int:
+    match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return int(match.group(1)) if match else 0
+
+
+def reactor_args(port: int, db_url: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "reactor", "serve", "--bind", f"127.0.0.1:{port}", "--db", db_url,
+            "--token", "bench", *extra]  # fmt: skip
+
+
+def create_pg_database(name: str) -> str:
+    import psycopg
+
+    admin = os.environ.get("SMART_ROLLBACK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return admin.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + f"/{name}"
+
+
+def drop_pg_database(name: str) -> None:
+    import psycopg
+
+    admin = os.environ.get("SMART_ROLLBACK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
