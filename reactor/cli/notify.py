@@ -47,9 +47,7 @@ def notify() -> None:
     "rollback_succeeded, rollback_failed, recovered) instead of each channel's usual test.",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Log every request attempt.")
-def notify_test(
-    config_path: Path | None, names: tuple[str, ...], kind_name: str | None, verbose: bool
-) -> None:
+def notify_test(config_path: Path | None, names: tuple[str, ...], kind_name: str | None, verbose: bool) -> None:
     """Send a sample event to each configured channel and report, per channel, delivered or the error.
 
     Incident channels (PagerDuty, Opsgenie) get a trigger and then the matching resolve, so the test
@@ -63,9 +61,7 @@ def notify_test(
     from reactor.notify.events import EventKind, sample_event
     from reactor.notify.hub import NotificationHub
 
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.CRITICAL, format="%(levelname)s %(message)s"
-    )
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.CRITICAL, format="%(levelname)s %(message)s")
     path = config_path or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
     if path is None:
         raise click.UsageError(f"no configuration: pass --config FILE or set {CONFIG_ENV}")
@@ -114,9 +110,7 @@ def notify_test(
                 delivery = hub.send_now(name, sample_event(event_kind, decision_id=decision_id))
                 if delivery.status.value != "delivered":
                     ok = False
-                    hint = (
-                        " (temporary: the reactor would retry)" if delivery.status.value == "retrying" else ""
-                    )
+                    hint = " (temporary: the reactor would retry)" if delivery.status.value == "retrying" else ""
                     outcome.append(f"{event_kind.value} FAILED: {delivery.error}{hint}")
                     break
                 extra = f" {delivery.detail}" if delivery.detail else ""

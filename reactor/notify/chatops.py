@@ -113,17 +113,14 @@ def create_blueprint(
         except Exception:
             LOG.exception("ChatOps %s of decision %s by %s failed", action, decision_id, actor)
             return ChatOpsResult(False, "the reactor could not record this; try again or use the API")
-        LOG.info(
-            "ChatOps: %s of decision %s by %s via %s: %s", action, decision_id, actor, source, result.message
-        )
+        LOG.info("ChatOps: %s of decision %s by %s via %s: %s", action, decision_id, actor, source, result.message)
         return result
 
     @bp.post("/slack/interactions")
     def slack_interactions() -> Any:
         if signing_secret is None:
             return {
-                "error": "Slack interactivity is not configured: "
-                "set notifications.chatops.slack_signing_secret"
+                "error": "Slack interactivity is not configured: set notifications.chatops.slack_signing_secret"
             }, 404
         body = request.get_data(cache=True)
         try:
@@ -140,9 +137,7 @@ def create_blueprint(
         try:
             payload = json.loads(request.form["payload"])
         except (KeyError, ValueError):
-            return {
-                "error": "expected a form field 'payload' holding JSON (Slack's interactivity format)"
-            }, 400
+            return {"error": "expected a form field 'payload' holding JSON (Slack's interactivity format)"}, 400
         if not isinstance(payload, dict) or payload.get("type") != "block_actions":
             return "", 200
         chosen = next(
@@ -174,9 +169,7 @@ def create_blueprint(
     @bp.get("/action/<token>")
     def action_page(token: str) -> Response:
         if signer is None:
-            return _page(
-                404, "Links are not enabled", "Set notifications.chatops.link_secret on the reactor."
-            )
+            return _page(404, "Links are not enabled", "Set notifications.chatops.link_secret on the reactor.")
         try:
             signed = signer.verify_action(token)
         except ExpiredActionToken as exc:
@@ -200,9 +193,7 @@ def create_blueprint(
     @bp.post("/action/<token>")
     def action_submit(token: str) -> Response:
         if signer is None:
-            return _page(
-                404, "Links are not enabled", "Set notifications.chatops.link_secret on the reactor."
-            )
+            return _page(404, "Links are not enabled", "Set notifications.chatops.link_secret on the reactor.")
         try:
             signed = signer.verify_action(token)
         except ExpiredActionToken as exc:
@@ -211,12 +202,8 @@ def create_blueprint(
             return _page(403, "This link is not valid", str(exc))
         actor = " ".join((request.form.get("actor") or "").split())[:_MAX_ACTOR]
         if not actor:
-            return _page(
-                400, "Who are you?", "Go back and enter your name or e-mail: it goes into the audit trail."
-            )
-        result = decide(
-            signed.action, signed.decision_id, f"{actor} (via {signed.source} link)", signed.source
-        )
+            return _page(400, "Who are you?", "Go back and enter your name or e-mail: it goes into the audit trail.")
+        result = decide(signed.action, signed.decision_id, f"{actor} (via {signed.source} link)", signed.source)
         title = ("Approved" if signed.action == "approve" else "Rejected") if result.ok else "Not done"
         return _page(200 if result.ok else 409, title, result.message)
 
@@ -243,9 +230,7 @@ def _post_quietly(session: requests.Session, url: str, body: dict[str, Any]) -> 
     try:
         response = session.post(url, json=body, timeout=(3.05, 10))
         if response.status_code >= 300:
-            LOG.warning(
-                "updating the Slack message failed: HTTP %s %s", response.status_code, response.text[:200]
-            )
+            LOG.warning("updating the Slack message failed: HTTP %s %s", response.status_code, response.text[:200])
     except requests.RequestException as exc:
         LOG.warning("updating the Slack message failed: %s", type(exc).__name__)
 

@@ -143,8 +143,7 @@ class NotificationSettings(_Model):
         known = ", ".join(sorted(self.channels)) or "none configured"
         for index, route in enumerate(self.routes):
             problems += [
-                f"routes[{index}] names channel {name!r}, which is not defined under channels "
-                f"(defined: {known})"
+                f"routes[{index}] names channel {name!r}, which is not defined under channels (defined: {known})"
                 for name in route.channels
                 if name not in self.channels
             ]

@@ -121,9 +121,7 @@ class RetryPolicy:
     #: A server asking for a longer wait than this gets the delivery given up instead.
     max_retry_after: float = 900.0
 
-    def delay(
-        self, attempt: int, retry_after: float | None, rand: Callable[[], float] = random.random
-    ) -> float:
+    def delay(self, attempt: int, retry_after: float | None, rand: Callable[[], float] = random.random) -> float:
         if retry_after is not None:
             return max(0.0, retry_after)
         base = min(self.max_delay, self.initial * self.factor ** max(0, attempt - 1))
@@ -354,9 +352,7 @@ class Dispatcher:
                 delay,
                 error,
             )
-            report = self._report(
-                job, DeliveryStatus.RETRYING, error=error, status_code=exc.status, retry_in=delay
-            )
+            report = self._report(job, DeliveryStatus.RETRYING, error=error, status_code=exc.status, retry_in=delay)
             return report, delay
         except PermanentDeliveryError as exc:
             error = self._redact(exc.message)

@@ -190,9 +190,7 @@ class Event:
             "to_revision": self.to_revision,
             "summary": self.summary,
             "reasons": [{"text": r.text, "score": r.score, "metric": r.metric} for r in self.reasons],
-            "steps": [
-                {"name": s.name, "status": s.status, "detail": s.detail, "at": _iso(s.at)} for s in self.steps
-            ],
+            "steps": [{"name": s.name, "status": s.status, "detail": s.detail, "at": _iso(s.at)} for s in self.steps],
             "links": {
                 "explanation": self.links.explanation,
                 "grafana": self.links.grafana,

@@ -133,9 +133,7 @@ class GrafanaAnnotator(ChannelBase):
             except (ValueError, AttributeError):
                 new_id = None
             if new_id is None:
-                raise PermanentDeliveryError(
-                    f"{service}: answer has no annotation id ({http.excerpt(response.text)})"
-                )
+                raise PermanentDeliveryError(f"{service}: answer has no annotation id ({http.excerpt(response.text)})")
             annotation_id = str(new_id)
             if event.kind is EventKind.ROLLBACK_STARTED:
                 ctx.state.set("annotation", annotation_id)

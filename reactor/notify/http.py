@@ -37,9 +37,7 @@ def send(
     try:
         return session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
     except requests.exceptions.SSLError as exc:
-        raise PermanentDeliveryError(
-            f"{service}: TLS handshake failed ({_reason(exc)}); check the CA"
-        ) from None
+        raise PermanentDeliveryError(f"{service}: TLS handshake failed ({_reason(exc)}); check the CA") from None
     except requests.Timeout:
         raise TemporaryDeliveryError(
             f"{service}: no answer within {timeout[1]:g} s (connect timeout {timeout[0]:g} s)"

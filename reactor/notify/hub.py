@@ -52,11 +52,7 @@ _SEEN_EVENTS = 10_000
 
 def log_record(delivery: Delivery) -> None:
     """The default ``record``: a log line per status (the reactor passes its audit-trail writer)."""
-    level = (
-        logging.INFO
-        if delivery.status in (DeliveryStatus.DELIVERED, DeliveryStatus.RETRYING)
-        else logging.WARNING
-    )
+    level = logging.INFO if delivery.status in (DeliveryStatus.DELIVERED, DeliveryStatus.RETRYING) else logging.WARNING
     LOG.log(
         level,
         "delivery %s of %s to %s: %s after %d attempt(s)%s",
@@ -148,8 +144,7 @@ class NotificationHub:
             problems.append(f"chatops: {exc}")
         if problems:
             raise SecretError(
-                "notifications cannot start:\n"
-                + "\n".join(f"notifications.{problem}" for problem in problems)
+                "notifications cannot start:\n" + "\n".join(f"notifications.{problem}" for problem in problems)
             )
         self.router = Router(settings.routes, self.channels)
         self.dispatcher = Dispatcher(
@@ -199,17 +194,13 @@ class NotificationHub:
                     self._seen.pop(event.event_id, None)
             return ids
         except Exception:
-            LOG.exception(
-                "could not publish the notification for decision %s", getattr(event, "decision_id", "?")
-            )
+            LOG.exception("could not publish the notification for decision %s", getattr(event, "decision_id", "?"))
             return []
 
     def recipients(self, event: Event) -> list[Channel]:
         """The channels (and the Grafana annotator) that ``event`` goes to."""
         chosen: list[Channel] = [
-            self.channels[name]
-            for name in self.router.channels_for(event)
-            if self.channels[name].accepts(event.kind)
+            self.channels[name] for name in self.router.channels_for(event) if self.channels[name].accepts(event.kind)
         ]
         if self.grafana is not None and self.grafana.matches(event):
             chosen.append(self.grafana)

@@ -87,9 +87,7 @@ class ChannelOptions(_Model):
 
     @classmethod
     def secret_fields(cls) -> tuple[str, ...]:
-        return tuple(
-            name for name, info in cls.model_fields.items() if _is_secret_annotation(info.annotation)
-        )
+        return tuple(name for name, info in cls.model_fields.items() if _is_secret_annotation(info.annotation))
 
     @model_validator(mode="before")
     @classmethod
@@ -104,9 +102,7 @@ class ChannelOptions(_Model):
                 raise ValueError(f"set only one of {', '.join(sorted(spellings))} (they are the same secret)")
             if not spellings:
                 if name in cls.required_secrets:
-                    raise ValueError(
-                        f"{name} is required: set {name}_env (recommended), {name}_file or {name}"
-                    )
+                    raise ValueError(f"{name} is required: set {name}_env (recommended), {name}_file or {name}")
                 continue
             ((key, value),) = spellings.items()
             if key == name:

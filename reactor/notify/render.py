@@ -81,8 +81,7 @@ class Message:
         esc = html.escape
         colour = COLOURS[self.kind]
         rows = "".join(
-            f'<tr><td style="padding:2px 12px 2px 0;color:#57606a">{esc(label)}</td>'
-            f"<td>{esc(value)}</td></tr>"
+            f'<tr><td style="padding:2px 12px 2px 0;color:#57606a">{esc(label)}</td><td>{esc(value)}</td></tr>'
             for label, value in self.facts
         )
         parts = [
@@ -109,9 +108,7 @@ class Message:
             )
             parts.append(f"<p>{buttons}</p>")
         if self.links:
-            links = f" {_DOT} ".join(
-                f'<a href="{esc(url, quote=True)}">{esc(label)}</a>' for label, url in self.links
-            )
+            links = f" {_DOT} ".join(f'<a href="{esc(url, quote=True)}">{esc(label)}</a>' for label, url in self.links)
             parts.append(f"<p>{links}</p>")
         parts.append(
             '<p style="color:#57606a;font-size:12px">Sent by Smart Rollback. Messages of one decision share '
@@ -158,8 +155,7 @@ def compose(event: Event, *, max_reasons: int = 3) -> Message:
         for reason in event.top_reasons(max_reasons)
     )
     steps = tuple(
-        f"{step.name}: {step.status}" + (f" {_DOT} {step.detail}" if step.detail else "")
-        for step in event.steps
+        f"{step.name}: {step.status}" + (f" {_DOT} {step.detail}" if step.detail else "") for step in event.steps
     )
     return Message(
         kind=event.kind,

@@ -121,9 +121,7 @@ class ActionSigner:
         self._keys = [self._secret, *(s.encode() for s in previous_secrets if s)]
         self._clock = clock
 
-    def sign_action(
-        self, decision_id: str, action: str, expires_at: float | datetime, *, source: str = "link"
-    ) -> str:
+    def sign_action(self, decision_id: str, action: str, expires_at: float | datetime, *, source: str = "link") -> str:
         """A URL-safe token that approves or rejects ``decision_id`` until ``expires_at``."""
         if action not in ACTIONS:
             raise ValueError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
@@ -148,9 +146,7 @@ class ActionSigner:
         except (ValueError, binascii.Error):
             raise InvalidActionToken("this link is malformed (was it cut when copied?)") from None
         if not any(hmac.compare_digest(_mac(key, body), given) for key in self._keys):
-            raise InvalidActionToken(
-                "this link's signature is not valid: it was altered or its secret rotated out"
-            )
+            raise InvalidActionToken("this link's signature is not valid: it was altered or its secret rotated out")
         try:
             action = SignedAction(
                 decision_id=str(payload["d"]),
@@ -190,10 +186,7 @@ def verify_action(
 
 def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
     """``X-Smart-Rollback-Signature``: ``v1=`` + hex HMAC-SHA256 over ``v1:<timestamp>:<body>``."""
-    return (
-        "v1="
-        + hmac.new(secret.encode(), b"v1:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
-    )
+    return "v1=" + hmac.new(secret.encode(), b"v1:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
 
 
 def verify_webhook_signature(

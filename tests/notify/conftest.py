@@ -142,9 +142,7 @@ class RecordingServer:
     def wait_for(self, count: int, timeout: float = 20.0) -> list[Captured]:
         with self._cond:
             if not self._cond.wait_for(lambda: len(self.requests) >= count, timeout):
-                raise AssertionError(
-                    f"expected {count} request(s), got {len(self.requests)}: {self.requests}"
-                )
+                raise AssertionError(f"expected {count} request(s), got {len(self.requests)}: {self.requests}")
             return list(self.requests)
 
     def to(self, path: str) -> list[Captured]:
@@ -246,9 +244,7 @@ def make_hub(records: Records) -> Iterator[Callable[..., NotificationHub]]:
         hub.close(timeout=2)
 
 
-def make_event(
-    kind: EventKind = EventKind.ROLLBACK_FAILED, decision_id: str = "dec-1", **overrides: Any
-) -> Event:
+def make_event(kind: EventKind = EventKind.ROLLBACK_FAILED, decision_id: str = "dec-1", **overrides: Any) -> Event:
     now = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
     fields: dict[str, Any] = {
         "kind": kind,
@@ -291,9 +287,7 @@ def assert_shape_covers(expected: Any, actual: Any, path: str = "$") -> None:
         assert isinstance(actual, dict) and actual, f"{path}: expected a non-empty object"
         kinds = {type(v) for v in expected.values()}
         if kinds == {str}:  # Opsgenie details: a string map
-            assert all(isinstance(v, str) for v in actual.values()), (
-                f"{path}: values must be strings: {actual}"
-            )
+            assert all(isinstance(v, str) for v in actual.values()), f"{path}: values must be strings: {actual}"
     elif isinstance(expected, dict):
         assert isinstance(actual, dict), f"{path}: expected an object, got {type(actual).__name__}"
         for key, value in expected.items():
@@ -363,9 +357,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         .not_valid_before(now - dt.timedelta(hours=1))
         .not_valid_after(now + dt.timedelta(days=2))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -379,25 +371,19 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         .not_valid_before(now - dt.timedelta(hours=1))
         .not_valid_after(now + dt.timedelta(days=2))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     pki = Pki(folder / "ca.pem", folder / "server.pem", folder / "server.key")
     pki.ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     pki.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     pki.key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     return pki
 

@@ -175,9 +175,7 @@ def interaction(response_url, action_id=SLACK_APPROVE_ACTION, value="dec-1"):
             ],
         },
         "response_url": response_url,
-        "actions": [
-            {"type": "button", "action_id": action_id, "block_id": "b", "value": value, "action_ts": "1"}
-        ],
+        "actions": [{"type": "button", "action_id": action_id, "block_id": "b", "value": value, "action_ts": "1"}],
     }
     return urlencode({"payload": json.dumps(payload)}).encode()
 

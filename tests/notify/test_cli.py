@@ -82,10 +82,7 @@ def test_configuration_problems_exit_2_with_the_reason(server, tmp_path):
     assert unknown.returncode == 2 and "no channel named nope" in unknown.stderr
     missing = run("--config", str(path), env={"PD_KEY": ""})
     assert missing.returncode == 2
-    assert (
-        "notifications.channels.pagerduty.routing_key: environment variable PD_KEY is not set"
-        in missing.stderr
-    )
+    assert "notifications.channels.pagerduty.routing_key: environment variable PD_KEY is not set" in missing.stderr
     bad_kind = run("--config", str(path), "--event", "exploded")
     assert bad_kind.returncode == 2 and "not an event kind" in bad_kind.stderr
     no_config = run(env={"SMART_ROLLBACK_CONFIG": ""})

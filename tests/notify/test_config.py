@@ -24,9 +24,7 @@ def test_channel_types_come_from_the_registry():
     assert "notifications.channels.x" in message
     for name in CHANNELS:
         assert f"'{name}'" in message
-    assert {"slack", "teams", "pagerduty", "opsgenie", "email", "twilio", "sms_webhook", "webhook"} <= set(
-        CHANNELS
-    )
+    assert {"slack", "teams", "pagerduty", "opsgenie", "email", "twilio", "sms_webhook", "webhook"} <= set(CHANNELS)
 
 
 @pytest.mark.parametrize(
@@ -42,11 +40,7 @@ def test_channel_types_come_from_the_registry():
         ),
         ({"channels": {"s": {"type": "slack", "bot_token_env": "T"}}}, "bot_token needs channel"),
         (
-            {
-                "channels": {
-                    "s": {"type": "slack", "webhook_url": "https://x", "bot_token": "b", "channel": "C1"}
-                }
-            },
+            {"channels": {"s": {"type": "slack", "webhook_url": "https://x", "bot_token": "b", "channel": "C1"}}},
             "set either webhook_url",
         ),
         (
@@ -54,11 +48,7 @@ def test_channel_types_come_from_the_registry():
             "channels.s.colour",
         ),
         (
-            {
-                "channels": {
-                    "m": {"type": "email", "host": "h", "from": "a@b.c", "to": ["x@y.z"], "password_env": "P"}
-                }
-            },
+            {"channels": {"m": {"type": "email", "host": "h", "from": "a@b.c", "to": ["x@y.z"], "password_env": "P"}}},
             "username and password go together",
         ),
         (

@@ -21,9 +21,7 @@ def webhook(server):
     return {"hook": {"type": "webhook", "url": server.url(PATH)}}
 
 
-def test_a_hung_channel_times_out_retries_and_records_the_failure_while_the_rollback_goes_on(
-    server, make_hub, records
-):
+def test_a_hung_channel_times_out_retries_and_records_the_failure_while_the_rollback_goes_on(server, make_hub, records):
     gates = [threading.Event() for _ in range(3)]
     server.script(PATH, *(Reply(200, "ok", hold=gate) for gate in gates))
     hub = make_hub(webhook(server), delivery={"timeout_seconds": 0.3, "max_attempts": 3})

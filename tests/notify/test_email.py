@@ -28,9 +28,7 @@ def channel(smtp, pki, **options):
     }
 
 
-def test_mail_goes_over_starttls_with_auth_as_html_and_text_threaded_by_decision(
-    smtp_server, pki, make_hub, records
-):
+def test_mail_goes_over_starttls_with_auth_as_html_and_text_threaded_by_decision(smtp_server, pki, make_hub, records):
     hub = make_hub(channel(smtp_server, pki), environ={"SMTP_PASSWORD": smtp_server.password})
     hub.publish(make_event(EventKind.ROLLBACK_STARTED))
     hub.publish(make_event(EventKind.ROLLBACK_FAILED, summary="stable side unhealthy too"))

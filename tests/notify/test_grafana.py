@@ -71,9 +71,7 @@ def test_only_matching_targets_are_annotated(server, make_hub):
 
 
 def test_bad_token_is_permanent_and_explained(server, make_hub, records):
-    server.default(
-        "/grafana/api/annotations", Reply(403, {"message": "Permissions needed: annotations:create"})
-    )
+    server.default("/grafana/api/annotations", Reply(403, {"message": "Permissions needed: annotations:create"}))
     hub = make_hub(grafana=grafana(server), environ=ENV)
     hub.publish(make_event(EventKind.ROLLBACK_STARTED))
     (record,) = records.wait_final(1)

@@ -39,12 +39,8 @@ def test_failure_triggers_and_recovery_resolves_the_same_incident(server, make_h
     assert trigger["routing_key"] == ENV["PD_KEY"]
     assert trigger["payload"]["severity"] == "critical"
     assert trigger["payload"]["source"] == "kubernetes/prod-eu/shop/checkout"
-    assert trigger["payload"]["summary"].startswith(
-        "Rollback FAILED: checkout (prod-eu/shop): error ratio 12.4%"
-    )
-    assert (
-        trigger["payload"]["custom_details"]["reasons"][0] == "error ratio 12.4% vs baseline 0.8% (score 18)"
-    )
+    assert trigger["payload"]["summary"].startswith("Rollback FAILED: checkout (prod-eu/shop): error ratio 12.4%")
+    assert trigger["payload"]["custom_details"]["reasons"][0] == "error ratio 12.4% vs baseline 0.8% (score 18)"
     assert {"href": "https://grafana.example.com/d/abc", "text": "Grafana"} in trigger["links"]
     assert trigger["client_url"] == "https://rollback.example.com/ui/decisions/dec-1"
 
@@ -67,9 +63,7 @@ def test_dedup_key_is_per_decision(server, make_hub):
 def test_429_is_retried_and_400_is_permanent(server, make_hub, records):
     server.script(
         PATH,
-        Reply(
-            429, {"status": "throttle event", "message": "Requests for this service are arriving too quickly"}
-        ),
+        Reply(429, {"status": "throttle event", "message": "Requests for this service are arriving too quickly"}),
         ACCEPTED,
         Reply(400, {"status": "invalid event", "message": "Event object is invalid", "errors": ["bad key"]}),
     )
@@ -89,9 +83,7 @@ def test_429_is_retried_and_400_is_permanent(server, make_hub, records):
 
 def test_trigger_and_resolve_kinds_are_configurable(server, make_hub):
     server.default(PATH, ACCEPTED)
-    hub = make_hub(
-        pagerduty(server, trigger_on=["rollback_started"], resolve_on=["rollback_succeeded"]), environ=ENV
-    )
+    hub = make_hub(pagerduty(server, trigger_on=["rollback_started"], resolve_on=["rollback_succeeded"]), environ=ENV)
     for kind in EventKind:
         hub.publish(make_event(kind))
     assert hub.flush(30)

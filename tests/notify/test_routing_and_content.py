@@ -31,9 +31,7 @@ def test_first_matching_route_wins_unless_it_continues():
     )
     assert router.channels_for(make_event(EventKind.ROLLBACK_FAILED)) == ["pager", "prod-chat"]
     assert router.channels_for(make_event(EventKind.STEP_DONE)) == ["prod-chat"]
-    staging = make_event(
-        EventKind.ROLLBACK_FAILED, target=TargetRef("kubernetes", "staging", "shop", "checkout")
-    )
+    staging = make_event(EventKind.ROLLBACK_FAILED, target=TargetRef("kubernetes", "staging", "shop", "checkout"))
     assert router.channels_for(staging) == ["chat"]
 
 
@@ -69,9 +67,7 @@ def test_message_says_what_why_what_was_done_and_where_to_look():
     text = message.text()
     assert message.headline == "Rollback succeeded: checkout (prod-eu/shop)"
     assert "Target: kubernetes/prod-eu/shop/checkout" in text
-    assert (
-        "Revision: 7 \u2192 6" in text and "Health score: 23/100" in text and "Strategy: progressive" in text
-    )
+    assert "Revision: 7 \u2192 6" in text and "Health score: 23/100" in text and "Strategy: progressive" in text
     assert "error ratio 12.4% vs baseline 0.8% (score 18)" in text
     assert "p99 latency" not in text  # max_reasons=1
     assert "set_weights: done \u00b7 stable=100 canary=0" in text

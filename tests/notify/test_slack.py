@@ -110,9 +110,7 @@ def test_bot_api_errors_permanent_and_temporary(server, make_hub, records):
         Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "0"}),
         Reply(200, {"ok": True, "ts": "1.2"}),
     )
-    hub = make_hub(
-        {"slack": {"type": "slack", "bot_token": "xoxb-x", "channel": "C1", "api_url": server.url("/api")}}
-    )
+    hub = make_hub({"slack": {"type": "slack", "bot_token": "xoxb-x", "channel": "C1", "api_url": server.url("/api")}})
     hub.publish(make_event(decision_id="a"))
     assert hub.flush(30)
     hub.publish(make_event(decision_id="b"))

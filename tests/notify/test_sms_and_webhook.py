@@ -75,9 +75,7 @@ def test_a_retry_does_not_text_the_same_person_twice(server, make_hub, records):
 
 
 def test_twilio_error_codes_are_permanent(server, make_hub, records):
-    server.script(
-        MESSAGES, Reply(400, {"code": 21211, "message": "The 'To' number is not valid.", "status": 400})
-    )
+    server.script(MESSAGES, Reply(400, {"code": 21211, "message": "The 'To' number is not valid.", "status": 400}))
     hub = make_hub(twilio(server), environ={"TWILIO_TOKEN": "authtoken"})
     hub.publish(make_event())
     (record,) = records.wait_final(1)

@@ -53,9 +53,7 @@ def test_card_is_an_adaptive_card_in_the_workflows_envelope(server, make_hub, re
     text = str(card)
     assert "Rollback FAILED: checkout (prod-eu/shop)" in text
     assert "error ratio 12.4% vs baseline 0.8% (score 18)" in text
-    assert {"type": "Action.OpenUrl", "title": "Grafana", "url": "https://grafana.example.com/d/abc"} in card[
-        "actions"
-    ]
+    assert {"type": "Action.OpenUrl", "title": "Grafana", "url": "https://grafana.example.com/d/abc"} in card["actions"]
     assert record.status is DeliveryStatus.DELIVERED and record.detail == "HTTP 202"
     assert request.query["sig"] == ["SiGnAtUrE0123456789abcdef"]
 

@@ -74,9 +74,7 @@ class EmailChannel(ChannelBase):
             if links:
                 actions = (("Approve rollback", links.approve), ("Reject", links.reject))
                 text += f"\nApprove rollback: {links.approve}\nReject: {links.reject}\n"
-        domain = (
-            options.message_id_domain or options.from_addr.rpartition("@")[2].strip("> ") or "smart-rollback"
-        )
+        domain = options.message_id_domain or options.from_addr.rpartition("@")[2].strip("> ") or "smart-rollback"
         root = f"<decision-{_UNSAFE_ID.sub('-', event.decision_id)}@{domain}>"
         mail = EmailMessage()
         mail["Subject"] = f"{options.subject_prefix} {message.headline}".strip()
@@ -118,9 +116,7 @@ class EmailChannel(ChannelBase):
             raise PermanentDeliveryError(text, status=codes[0] if codes else None) from None
         except smtplib.SMTPResponseException as exc:
             detail = (
-                exc.smtp_error.decode(errors="replace")
-                if isinstance(exc.smtp_error, bytes)
-                else str(exc.smtp_error)
+                exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
             )
             text = f"{service}: {exc.smtp_code} {' '.join(detail.split())[:200]}"
             if 400 <= exc.smtp_code < 500:

@@ -188,9 +188,7 @@ def _map_error(service: str, exc: BaseException | None) -> Exception:
             headers = getattr(exc, "headers", None) or {}
             retry_after: float | None = None
             try:
-                retry_after = (
-                    float(str(headers.get("Retry-After") or "")) if headers.get("Retry-After") else None
-                )
+                retry_after = float(str(headers.get("Retry-After") or "")) if headers.get("Retry-After") else None
             except ValueError:
                 retry_after = None
             return TemporaryDeliveryError(message, status=status, retry_after=retry_after)

@@ -66,18 +66,14 @@ class PagerDutyChannel(ChannelBase):
         service = "PagerDuty Events API"
         options = self.options
         assert isinstance(options, PagerDutyOptions)
-        response = http.send(
-            self.deps.http, "POST", options.url, service=service, timeout=self.deps.timeout, json=body
-        )
+        response = http.send(self.deps.http, "POST", options.url, service=service, timeout=self.deps.timeout, json=body)
         http.check(response, service=service)
         try:
             answer = response.json()
         except ValueError:
             answer = {}
         if isinstance(answer, dict) and answer.get("status") not in (None, "success"):
-            raise TemporaryDeliveryError(
-                f"{service}: {http.excerpt(response.text)}", status=response.status_code
-            )
+            raise TemporaryDeliveryError(f"{service}: {http.excerpt(response.text)}", status=response.status_code)
         return Sent(remote_id=body["dedup_key"], detail=body["event_action"])
 
     def payload(self, event: Event, ctx: SendContext) -> dict[str, Any]:

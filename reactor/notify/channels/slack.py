@@ -99,9 +99,7 @@ class SlackChannel(ChannelBase):
         if message.summary:
             blocks.append(_section(mrkdwn_escape(message.summary)))
         if message.reasons:
-            blocks.append(
-                _section("*Why*\n" + "\n".join(f"\u2022 {mrkdwn_escape(r)}" for r in message.reasons))
-            )
+            blocks.append(_section("*Why*\n" + "\n".join(f"\u2022 {mrkdwn_escape(r)}" for r in message.reasons)))
         if message.steps:
             blocks.append(
                 _section("*What was done*\n" + "\n".join(f"\u2022 {mrkdwn_escape(s)}" for s in message.steps))
@@ -197,9 +195,7 @@ class SlackChannel(ChannelBase):
         try:
             answer = response.json()
         except ValueError:
-            raise TemporaryDeliveryError(
-                f"{service}: answer is not JSON ({http.excerpt(response.text)})"
-            ) from None
+            raise TemporaryDeliveryError(f"{service}: answer is not JSON ({http.excerpt(response.text)})") from None
         if not answer.get("ok"):
             error = str(answer.get("error") or "unknown_error")
             if error in _TEMPORARY_API_ERRORS:

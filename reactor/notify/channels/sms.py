@@ -133,8 +133,7 @@ class TwilioChannel(_SmsChannel):
                 code = error.get("code")
                 if code and response.status_code < 500 and response.status_code != 429:
                     raise PermanentDeliveryError(
-                        f"{service}: HTTP {response.status_code} Twilio error {code}: "
-                        f"{error.get('message', '')}",
+                        f"{service}: HTTP {response.status_code} Twilio error {code}: {error.get('message', '')}",
                         status=response.status_code,
                     )
             except ValueError:
@@ -183,9 +182,7 @@ class SmsWebhookChannel(_SmsChannel):
         if options.signing_secret is not None:
             stamp = str(int(self.now()))
             headers["X-Smart-Rollback-Timestamp"] = stamp
-            headers["X-Smart-Rollback-Signature"] = webhook_signature(
-                self.secrets["signing_secret"], stamp, raw
-            )
+            headers["X-Smart-Rollback-Signature"] = webhook_signature(self.secrets["signing_secret"], stamp, raw)
         service = f"SMS webhook (to {_mask_number(number)})"
         response = http.send(
             self.deps.http,

@@ -86,16 +86,10 @@ class TeamsChannel(ChannelBase):
             body.append({"type": "TextBlock", "wrap": True, "text": message.summary})
         if message.reasons:
             body.append({"type": "TextBlock", "weight": "Bolder", "text": "Why", "spacing": "Medium"})
-            body.append(
-                {"type": "TextBlock", "wrap": True, "text": "\n".join(f"- {r}" for r in message.reasons)}
-            )
+            body.append({"type": "TextBlock", "wrap": True, "text": "\n".join(f"- {r}" for r in message.reasons)})
         if message.steps:
-            body.append(
-                {"type": "TextBlock", "weight": "Bolder", "text": "What was done", "spacing": "Medium"}
-            )
-            body.append(
-                {"type": "TextBlock", "wrap": True, "text": "\n".join(f"- {s}" for s in message.steps)}
-            )
+            body.append({"type": "TextBlock", "weight": "Bolder", "text": "What was done", "spacing": "Medium"})
+            body.append({"type": "TextBlock", "wrap": True, "text": "\n".join(f"- {s}" for s in message.steps)})
         actions: list[dict[str, Any]] = []
         if event.kind is EventKind.HELD_FOR_APPROVAL:
             links = ctx.approval_links("teams")
