@@ -5,6 +5,9 @@
 # Services are never started here: tests and `smart-rollback run` start their own on loopback.
 set -euo pipefail
 
+# The Swarm platform tests run Debian's dockerd unpacked into .cache/swarm-engine (nothing is installed).
+bash "$(dirname "$0")/swarm-engine.sh" >/dev/null
+
 want=(prometheus prometheus-alertmanager prometheus-pushgateway)
 missing=()
 for pkg in "${want[@]}"; do

@@ -43,6 +43,8 @@ STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Undo,)}
 #: The one platform registry: name -> (import path, pip extra that provides its SDK or None).
 PLATFORMS: dict[str, tuple[str, str | None]] = {
     "dry-run": ("strategies.dryrun:DryRunPlatform", None),
+    "ecs": ("strategies.ecs:EcsPlatform", "ecs"),
+    "swarm": ("strategies.swarm:SwarmPlatform", "swarm"),
 }
 
 

@@ -1,0 +1,290 @@
+"""One scenario builder per platform, with the same methods, so the contract suite runs on each unchanged.
+
+A case builds targets on its engine on demand and returns them with a platform configured for them. Its
+``image``/``weights``/``active`` read the engine *directly* (docker SDK, boto3), never through the platform
+under test, so a write is checked against what the engine really holds.
+
+Adding a platform (Kubernetes on the sandbox API server, after the merge of the strategies branch) means one
+more class with these methods and one more entry in ``CASES``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, ClassVar, Protocol
+
+from strategies.base import Capability, Platform, Revision, TargetRef, TargetState
+from strategies.dryrun import DryRunPlatform
+from strategies.ecs import EcsPlatform
+from strategies.swarm import SwarmPlatform
+from tests.conftest import free_port
+
+from . import aws_helpers as awsh
+from . import swarm_helpers as swh
+
+
+class Case(Protocol):
+    name: ClassVar[str]
+    #: Largest difference between asked and realised weights (replica ratios cannot express every split).
+    weight_tolerance: float
+
+    def revertible(self) -> tuple[Platform, TargetRef]:
+        """A target deployed three times (revisions 1..3, running 3), with no traffic router."""
+        ...
+
+    def single_revision(self) -> tuple[Platform, TargetRef]: ...
+
+    def weighted(self) -> tuple[Platform, TargetRef]:
+        """A target whose traffic is split stable 50 / canary 50."""
+        ...
+
+    def colored(self) -> tuple[Platform, TargetRef]:
+        """A blue-green target with blue active."""
+        ...
+
+    def missing(self) -> tuple[Platform, TargetRef]: ...
+
+    def unreachable(self) -> tuple[Platform, TargetRef]:
+        """A platform whose engine does not answer (nothing listens where it points)."""
+        ...
+
+    def image(self, target: TargetRef) -> str:
+        """What the engine runs for the target now (image of the current spec/task definition)."""
+        ...
+
+    def weights(self, target: TargetRef) -> dict[str, int]: ...
+
+    def active(self, target: TargetRef) -> str | None: ...
+
+
+# -- dry-run -----------------------------------------------------------------------------------------------
+class DryRunCase:
+    """The record-only platform: no engine, so its own model is the only truth there is."""
+
+    name: ClassVar[str] = "dry-run"
+    weight_tolerance = 0.0
+
+    def __init__(self) -> None:
+        self.seeded: dict[str, TargetState] = {}
+        self.platform = DryRunPlatform()
+
+    def _seed(self, name: str, **changes: Any) -> TargetRef:
+        ref = TargetRef("dry-run", "local", "shop", name)
+        revisions = tuple(Revision(n, name=f"{name}-{n}", image=f"app:v{n}") for n in (1, 2, 3))
+        state = TargetState(
+            target=ref,
+            current_revision=3,
+            revisions=revisions,
+            stable_revision=2,
+            capabilities=frozenset(Capability),
+        )
+        self.seeded[str(ref)] = replace(state, **changes)
+        self.platform = DryRunPlatform(targets=self.seeded)
+        return ref
+
+    def revertible(self) -> tuple[Platform, TargetRef]:
+        ref = self._seed("web")
+        return self.platform, ref
+
+    def single_revision(self) -> tuple[Platform, TargetRef]:
+        ref = self._seed("solo", revisions=(Revision(1, image="app:v1"),), current_revision=1)
+        return self.platform, ref
+
+    def weighted(self) -> tuple[Platform, TargetRef]:
+        ref = self._seed("canaried", traffic={"stable": 50, "canary": 50})
+        return self.platform, ref
+
+    def colored(self) -> tuple[Platform, TargetRef]:
+        ref = self._seed("bg", active_color="blue", colors=("blue", "green"))
+        return self.platform, ref
+
+    def missing(self) -> tuple[Platform, TargetRef]:
+        raise AssertionError("the dry-run platform invents every target; it has no missing ones")
+
+    def unreachable(self) -> tuple[Platform, TargetRef]:
+        raise AssertionError("the dry-run platform has no engine")
+
+    def image(self, target: TargetRef) -> str:
+        state = self.platform.describe(target)
+        rev = state.revision(state.current_revision or 0)
+        return rev.image if rev else ""
+
+    def weights(self, target: TargetRef) -> dict[str, int]:
+        return dict(self.platform.describe(target).traffic)
+
+    def active(self, target: TargetRef) -> str | None:
+        return self.platform.describe(target).active_color
+
+
+# -- ECS on moto -------------------------------------------------------------------------------------------
+class EcsCase:
+    name: ClassVar[str] = "ecs"
+    weight_tolerance = 0.0
+
+    def __init__(self, session: Any, endpoint: str) -> None:
+        self.session = session
+        self.endpoint = endpoint
+        self.worlds: dict[TargetRef, awsh.EcsWorld] = {}
+        self.counter = 0
+
+    def _platform(self, world: awsh.EcsWorld, **targets: Any) -> EcsPlatform:
+        return EcsPlatform(session=self.session, **world.options(**targets))
+
+    def _world(self, **kwargs: Any) -> tuple[awsh.EcsWorld, TargetRef]:
+        self.counter += 1
+        world = awsh.ecs_world(self.session, self.endpoint, cluster=f"shop{self.counter}", siblings=(), **kwargs)
+        ref = TargetRef("ecs", "moto", world.cluster, world.service)
+        self.worlds[ref] = world
+        return world, ref
+
+    def revertible(self) -> tuple[Platform, TargetRef]:
+        world, ref = self._world()
+        return self._platform(world), ref
+
+    def single_revision(self) -> tuple[Platform, TargetRef]:
+        world, ref = self._world(versions=1)
+        return self._platform(world), ref
+
+    def weighted(self) -> tuple[Platform, TargetRef]:
+        world, ref = self._world()
+        awsh.alb(self.session, self.endpoint, world, ("stable", "canary"), {"stable": 50, "canary": 50})
+        settings = {
+            "listener_arn": world.listener_arn,
+            "weights": {"stable": world.target_groups["stable"], "canary": world.target_groups["canary"]},
+        }
+        return self._platform(world, **{world.key(): settings}), ref
+
+    def colored(self) -> tuple[Platform, TargetRef]:
+        world, ref = self._world()
+        awsh.alb(self.session, self.endpoint, world, ("blue", "green"), {"blue": 1, "green": 0})
+        settings = {
+            "listener_arn": world.listener_arn,
+            "colors": {"blue": world.target_groups["blue"], "green": world.target_groups["green"]},
+        }
+        return self._platform(world, **{world.key(): settings}), ref
+
+    def missing(self) -> tuple[Platform, TargetRef]:
+        world, _ = self._world()
+        return self._platform(world), TargetRef("ecs", "moto", world.cluster, "no-such-service")
+
+    def unreachable(self) -> tuple[Platform, TargetRef]:
+        options = {
+            "region": awsh.REGION,
+            "endpoint_url": f"http://127.0.0.1:{free_port()}",
+            "max_attempts": 1,
+        }
+        return EcsPlatform(session=self.session, **options), TargetRef("ecs", "moto", "shop", "checkout")
+
+    def image(self, target: TargetRef) -> str:
+        ecs = awsh.client(self.session, self.endpoint, "ecs")
+        arn = ecs.describe_services(cluster=target.namespace, services=[target.name])["services"][0]["taskDefinition"]
+        td = ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+        return str(td["containerDefinitions"][0]["image"])
+
+    def weights(self, target: TargetRef) -> dict[str, int]:
+        raw = awsh.listener_weights(self.session, self.endpoint, self.worlds[target])
+        total = sum(raw.values())
+        return {k: round(100 * v / total) for k, v in raw.items()}
+
+    def active(self, target: TargetRef) -> str | None:
+        raw = awsh.listener_weights(self.session, self.endpoint, self.worlds[target])
+        return max(raw, key=lambda k: raw[k]) if any(raw.values()) else None
+
+
+# -- Swarm on a local dockerd ------------------------------------------------------------------------------
+class SwarmCase:
+    name: ClassVar[str] = "swarm"
+    #: Canary pairs run 4 replicas in all: one replica is 25 points of traffic.
+    PAIR_TOTAL = 4
+    weight_tolerance = 100 / PAIR_TOTAL / 2
+
+    def __init__(self, api: Any, base_url: str) -> None:
+        self.api = api
+        self.base_url = base_url
+        self.stack = swh.unique("s")
+        self.targets: dict[str, Any] = {}
+
+    def _platform(self) -> SwarmPlatform:
+        return SwarmPlatform(
+            clusters={"local": {"base_url": self.base_url}},
+            targets=self.targets,
+            poll_interval=0.05,
+        )
+
+    def _ref(self, name: str) -> TargetRef:
+        return TargetRef("swarm", "local", self.stack, name)
+
+    def _svc(self, name: str) -> str:
+        return f"{self.stack}_{name}"
+
+    def revertible(self) -> tuple[Platform, TargetRef]:
+        ref = self._ref("web")
+        swh.create_service(self.api, self._svc("web"), "app:v1", stack=self.stack)
+        platform = self._platform()
+        # A deploy pipeline registers each deploy; the platform records it (history beyond PreviousSpec).
+        for image in ("app:v2", "app:v3"):
+            platform.record(ref)
+            swh.deploy(self.api, self._svc("web"), image)
+        return platform, ref
+
+    def single_revision(self) -> tuple[Platform, TargetRef]:
+        swh.create_service(self.api, self._svc("solo"), "app:v1", stack=self.stack)
+        return self._platform(), self._ref("solo")
+
+    def weighted(self) -> tuple[Platform, TargetRef]:
+        stable, canary = self._svc("web-stable"), self._svc("web-canary")
+        half = self.PAIR_TOTAL // 2
+        swh.create_service(self.api, stable, "app:v1", replicas=half, stack=self.stack)
+        swh.create_service(self.api, canary, "app:v2", replicas=self.PAIR_TOTAL - half, stack=self.stack)
+        ref = self._ref("web")
+        self.targets[f"local/{self.stack}/web"] = {"canary": {"stable": stable, "canary": canary}}
+        return self._platform(), ref
+
+    def colored(self) -> tuple[Platform, TargetRef]:
+        blue, green = self._svc("bg-blue"), self._svc("bg-green")
+        swh.create_service(self.api, blue, "app:v1", replicas=1, stack=self.stack)
+        swh.create_service(self.api, green, "app:v2", replicas=0, stack=self.stack)
+        self.targets[f"local/{self.stack}/bg"] = {"colors": {"blue": blue, "green": green}}
+        return self._platform(), self._ref("bg")
+
+    def missing(self) -> tuple[Platform, TargetRef]:
+        return self._platform(), self._ref("no-such-service")
+
+    def unreachable(self) -> tuple[Platform, TargetRef]:
+        platform = SwarmPlatform(clusters={"local": {"base_url": f"tcp://127.0.0.1:{free_port()}", "timeout": 2}})
+        return platform, self._ref("web")
+
+    def _name(self, target: TargetRef) -> str:
+        return self._svc(target.name)
+
+    def image(self, target: TargetRef) -> str:
+        svc = swh.wait_converged(self.api, self._name(target))
+        images = swh.running_images(self.api, svc["ID"])
+        assert len(set(images)) == 1, f"tasks run different images: {images}"
+        return images[0]
+
+    def _replicas(self, mapping: dict[str, str]) -> dict[str, int]:
+        return {
+            role: self.api.inspect_service(service)["Spec"]["Mode"]["Replicated"]["Replicas"]
+            for role, service in mapping.items()
+        }
+
+    def weights(self, target: TargetRef) -> dict[str, int]:
+        counts = self._replicas(self.targets[f"local/{self.stack}/{target.name}"]["canary"])
+        total = sum(counts.values())
+        return {k: round(100 * v / total) for k, v in counts.items()}
+
+    def active(self, target: TargetRef) -> str | None:
+        counts = self._replicas(self.targets[f"local/{self.stack}/{target.name}"]["colors"])
+        running = [c for c, n in counts.items() if n > 0]
+        return running[0] if len(running) == 1 else None
+
+
+def dump(state: TargetState) -> str:
+    """A state as JSON: proves it serialises, and gives a readable assertion message."""
+    return json.dumps(state.as_dict(), sort_keys=True, default=str)
+
+
+CaseFactory = Callable[[], Case]
