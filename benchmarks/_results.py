@@ -21,11 +21,7 @@ def write_section(name: str, body: str, *, path: Path = RESULTS) -> None:
     """Replace the ``<!-- BEGIN name -->`` … ``<!-- END name -->`` section (append it when missing)."""
     begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
     block = f"{begin}\n{body.rstrip()}\n{end}\n"
-    text = (
-        path.read_text()
-        if path.exists()
-        else "# Benchmark results\n\nEach section is rewritten by its script.\n\n"
-    )
+    text = path.read_text() if path.exists() else "# Benchmark results\n\nEach section is rewritten by its script.\n\n"
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
         _, tail = rest.split(end, 1)

@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (markdown table rows read best on one line)
 """Judge quality on a synthetic regression suite with known truth: ours vs a Kayenta-only configuration.
 
 Each scenario draws baseline and canary samples (60 points per side unless it is about low traffic) many

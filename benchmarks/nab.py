@@ -53,9 +53,7 @@ def main() -> None:
             started = time.perf_counter()
             scores = run_detector(files, Path(tmp), detector)
             elapsed = time.perf_counter() - started
-            per_profile = {
-                p: sweep({n: (labels[n], scores[n]) for n in labels}, w) for p, w in profiles.items()
-            }
+            per_profile = {p: sweep({n: (labels[n], scores[n]) for n in labels}, w) for p, w in profiles.items()}
             results[detector or "ensemble (default)"] = (per_profile, elapsed)
     for name, (per_profile, elapsed) in results.items():
         std = per_profile["standard"]
@@ -64,10 +62,7 @@ def main() -> None:
             f"| {per_profile['reward_low_FN_rate'].normalised:.1f} | {std.threshold:.4f} "
             f"| {std.tp}/{std.tp + std.fn} | {std.fp} | {elapsed:.0f} s |"
         )
-        print(
-            f"{name}: "
-            + ", ".join(f"{p} {r.normalised:.2f} (t={r.threshold:.4f})" for p, r in per_profile.items())
-        )
+        print(f"{name}: " + ", ".join(f"{p} {r.normalised:.2f} (t={r.threshold:.4f})" for p, r in per_profile.items()))
     body = "\n".join(
         [
             "## NAB realAWSCloudwatch (17 files): `smart-rollback detect`",

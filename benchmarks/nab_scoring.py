@@ -93,9 +93,7 @@ def label_file(timestamps: Sequence[str], windows: Sequence[Sequence[str]]) -> F
             p = abs(i - prev_right) / float(max(prev_width - 1, 1))
             unweighted[i] = float(_scaled_sigmoid(np.array([p]))[0])
     probation = min(math.floor(0.15 * n), 750)
-    return FileLabels(
-        n=n, probation=probation, window_of=window_of, unweighted=unweighted, windows=len(windows)
-    )
+    return FileLabels(n=n, probation=probation, window_of=window_of, unweighted=unweighted, windows=len(windows))
 
 
 @dataclass(frozen=True)

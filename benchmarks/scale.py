@@ -23,10 +23,7 @@ def main() -> None:
     pairs = []
     for t in range(TARGETS):
         base = {n: 100 + rng.normal(0, 10, POINTS) for n in names}
-        can = {
-            n: 100 * (1.2 if (t + j) % 17 == 0 else 1.0) + rng.normal(0, 10, POINTS)
-            for j, n in enumerate(names)
-        }
+        can = {n: 100 * (1.2 if (t + j) % 17 == 0 else 1.0) + rng.normal(0, 10, POINTS) for j, n in enumerate(names)}
         pairs.append((base, can))
     print(f"data ready: {TARGETS} targets x {METRICS} metrics x {POINTS} points per side", flush=True)
     cfg = JudgeConfig.model_validate({"defaults": {"kind": "continuous"}})

@@ -233,9 +233,7 @@ _TEMPLATES: list[Template] = [
         "istio_tcp_connections_failed",
         "istio",
         "Failed TCP connections per interval",
-        "sum {by_istio} (increase(istio_tcp_connections_closed_total{{"
-        + _ISTIO
-        + ', response_flags!="-"}}[{rate}]))',
+        "sum {by_istio} (increase(istio_tcp_connections_closed_total{{" + _ISTIO + ', response_flags!="-"}}[{rate}]))',
         "errors",
         kind="count",
     ),
@@ -266,9 +264,7 @@ _TEMPLATES: list[Template] = [
         "nginx_errors",
         "nginx-ingress",
         "5xx at the ingress per interval",
-        "sum {by_nginx} (increase(nginx_ingress_controller_requests{{"
-        + _NGINX
-        + ', status=~"5.."}}[{rate}]))',
+        "sum {by_nginx} (increase(nginx_ingress_controller_requests{{" + _NGINX + ', status=~"5.."}}[{rate}]))',
         "errors",
         kind="count",
     ),
@@ -358,11 +354,7 @@ _TEMPLATES: list[Template] = [
         "container_memory_rss",
         "cadvisor",
         "RSS per pod",
-        "avg {by} (sum by (namespace, pod) (container_memory_rss{{"
-        + _POD
-        + ', container!=""}}) '
-        + _POD_JOIN
-        + ")",
+        "avg {by} (sum by (namespace, pod) (container_memory_rss{{" + _POD + ', container!=""}}) ' + _POD_JOIN + ")",
         "saturation",
         unit="B",
     ),
@@ -621,11 +613,7 @@ _TEMPLATES: list[Template] = [
         "checkout_conversion",
         "business",
         "Completed over started checkouts",
-        "sum {by} (rate({completed}{{"
-        + _HTTP
-        + "}}[{rate}])) / sum {by} (rate({started}{{"
-        + _HTTP
-        + "}}[{rate}]))",
+        "sum {by} (rate({completed}{{" + _HTTP + "}}[{rate}])) / sum {by} (rate({started}{{" + _HTTP + "}}[{rate}]))",
         "business",
         "decrease",
         unit="ratio",
@@ -634,11 +622,7 @@ _TEMPLATES: list[Template] = [
         "payment_failure_ratio",
         "business",
         "Failed over attempted payments",
-        "sum {by} (rate({failed}{{"
-        + _HTTP
-        + "}}[{rate}])) / sum {by} (rate({attempted}{{"
-        + _HTTP
-        + "}}[{rate}]))",
+        "sum {by} (rate({failed}{{" + _HTTP + "}}[{rate}])) / sum {by} (rate({attempted}{{" + _HTTP + "}}[{rate}]))",
         "errors",
         critical=True,
         unit="ratio",
@@ -664,11 +648,7 @@ _TEMPLATES: list[Template] = [
         "cart_abandonment_ratio",
         "business",
         "Abandoned over created carts",
-        "sum {by} (rate({abandoned}{{"
-        + _HTTP
-        + "}}[{rate}])) / sum {by} (rate({created}{{"
-        + _HTTP
-        + "}}[{rate}]))",
+        "sum {by} (rate({abandoned}{{" + _HTTP + "}}[{rate}])) / sum {by} (rate({created}{{" + _HTTP + "}}[{rate}]))",
         "business",
         unit="ratio",
     ),
@@ -683,11 +663,7 @@ _TEMPLATES: list[Template] = [
         "job_failure_ratio",
         "business",
         "Failed over finished background jobs",
-        "sum {by} (rate({failed}{{"
-        + _HTTP
-        + "}}[{rate}])) / sum {by} (rate({finished}{{"
-        + _HTTP
-        + "}}[{rate}]))",
+        "sum {by} (rate({failed}{{" + _HTTP + "}}[{rate}])) / sum {by} (rate({finished}{{" + _HTTP + "}}[{rate}]))",
         "errors",
         unit="ratio",
     ),
@@ -695,11 +671,7 @@ _TEMPLATES: list[Template] = [
         "search_zero_results_ratio",
         "business",
         "Searches returning nothing",
-        "sum {by} (rate({empty}{{"
-        + _HTTP
-        + "}}[{rate}])) / sum {by} (rate({total}{{"
-        + _HTTP
-        + "}}[{rate}]))",
+        "sum {by} (rate({empty}{{" + _HTTP + "}}[{rate}])) / sum {by} (rate({total}{{" + _HTTP + "}}[{rate}]))",
         "business",
         unit="ratio",
     ),
@@ -732,9 +704,7 @@ def template_params(name: str) -> set[str]:
     return set(_FIELD.findall(CATALOGUE[name].query))
 
 
-def render_template(
-    name: str, params: Mapping[str, str], *, split_label: str = "revision", mode: str = "label"
-) -> str:
+def render_template(name: str, params: Mapping[str, str], *, split_label: str = "revision", mode: str = "label") -> str:
     """The template's query for one target; KeyError-free: a missing param raises ValueError naming it."""
     tpl = CATALOGUE[name]
     labelled = mode == "label"

@@ -54,9 +54,7 @@ class SourceConfig(_Strict):
         if self.type in ("prometheus", "elasticsearch") and not self.url:
             raise ValueError(f"a {self.type} source needs 'url', e.g. http://127.0.0.1:9090")
         if self.type == "datadog" and not (self.api_key_env and self.app_key_env):
-            raise ValueError(
-                "a datadog source needs api_key_env and app_key_env (names of environment variables)"
-            )
+            raise ValueError("a datadog source needs api_key_env and app_key_env (names of environment variables)")
         if self.type == "newrelic" and not (self.api_key_env and self.account_id):
             raise ValueError("a newrelic source needs api_key_env and account_id")
         return self
@@ -80,9 +78,7 @@ class Split(_Strict):
     @model_validator(mode="after")
     def _time_needs_query(self) -> Split:
         if self.mode == "time" and not self.deploy_time_query:
-            raise ValueError(
-                "split mode 'time' needs deploy_time_query (an instant query returning a Unix time)"
-            )
+            raise ValueError("split mode 'time' needs deploy_time_query (an instant query returning a Unix time)")
         return self
 
 
@@ -152,9 +148,7 @@ class TargetConfig(_Strict):
         if dupes:
             raise ValueError(f"target {self.key}: metric names must be unique; repeated: {sorted(dupes)}")
         if self.lookback < self.window:
-            raise ValueError(
-                f"target {self.key}: lookback ({self.lookback}) must be >= window ({self.window})"
-            )
+            raise ValueError(f"target {self.key}: lookback ({self.lookback}) must be >= window ({self.window})")
         return self
 
     def metric_queries(self) -> list[tuple[str, str, str | None, dict[str, Any]]]:
@@ -164,9 +158,7 @@ class TargetConfig(_Strict):
             if m.template:
                 tpl = CATALOGUE[m.template]
                 params = {"namespace": self.namespace, "name": self.name, **m.params}
-                query = render_template(
-                    m.template, params, split_label=self.split.label, mode=self.split.mode
-                )
+                query = render_template(m.template, params, split_label=self.split.label, mode=self.split.mode)
                 judge = {**tpl.judge, **m.judge}
                 out.append((m.name or m.template, query, m.source, judge))
             else:
@@ -233,9 +225,7 @@ def check_target_sources(target: TargetConfig, sources: Mapping[str, SourceConfi
     refs = {target.source, *(m.source for m in target.metrics if m.source)}
     for ref in refs:
         if ref not in sources:
-            raise ValueError(
-                f"target {target.key}: source {ref!r} is not defined; defined: {sorted(sources)}"
-            )
+            raise ValueError(f"target {target.key}: source {ref!r} is not defined; defined: {sorted(sources)}")
 
 
 def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -> ExporterConfig:
@@ -251,9 +241,7 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
             if var and var not in env:
                 raise ConfigError(f"{path}: sources.{name}: environment variable {var} is not set")
     if config.sinks.datadog and config.sinks.datadog.api_key_env not in env:
-        raise ConfigError(
-            f"{path}: sinks.datadog: environment variable {config.sinks.datadog.api_key_env} is not set"
-        )
+        raise ConfigError(f"{path}: sinks.datadog: environment variable {config.sinks.datadog.api_key_env} is not set")
     return config
 
 

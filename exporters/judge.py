@@ -285,9 +285,7 @@ class Judge:
 
     def judge_many(
         self,
-        pairs: Iterable[
-            tuple[Mapping[str, Sequence[float] | np.ndarray], Mapping[str, Sequence[float] | np.ndarray]]
-        ],
+        pairs: Iterable[tuple[Mapping[str, Sequence[float] | np.ndarray], Mapping[str, Sequence[float] | np.ndarray]]],
     ) -> list[Judgement]:
         """Judge many targets; all their Mann-Whitney intervals are computed in one vectorised batch.
 
@@ -307,9 +305,7 @@ class Judge:
                 cfg = self._metric_cache.get(name)
                 if cfg is None:
                     cfg = self._metric_cache[name] = self.config.metric(name)
-                fast = (
-                    cfg.nan_strategy == "remove" and cfg.outliers.strategy == "keep" and cfg.kind != "count"
-                )
+                fast = cfg.nan_strategy == "remove" and cfg.outliers.strategy == "keep" and cfg.kind != "count"
                 if fast and self.vectorised:
                     b = np.asarray(baseline.get(name, ()), dtype=float)
                     c = np.asarray(canary.get(name, ()), dtype=float)
@@ -355,12 +351,7 @@ class Judge:
         nb, nc = B.shape[1], C.shape[1]
         sb, sc = np.sort(B, axis=1), np.sort(C, axis=1)
         nan_rows = np.isnan(sb[:, -1]) | np.isnan(sc[:, -1])
-        counts = (
-            (sb[:, 0] >= 0)
-            & (sc[:, 0] >= 0)
-            & np.all(np.round(B) == B, axis=1)
-            & np.all(np.round(C) == C, axis=1)
-        )
+        counts = (sb[:, 0] >= 0) & (sc[:, 0] >= 0) & np.all(np.round(B) == B, axis=1) & np.all(np.round(C) == C, axis=1)
         auto = np.array([r[2].kind == "auto" for r in rows])
         const_b, const_c = sb[:, 0] == sb[:, -1], sc[:, 0] == sc[:, -1]
         identical = (nb == nc) & np.all(sb == sc, axis=1) if nb == nc else np.zeros(len(rows), bool)
@@ -484,9 +475,7 @@ class Judge:
             if cfg.nan_strategy == "replace":
                 res.reason = "no data on one side; NaN strategy 'replace' treats that as Pass"
                 return res
-            side = (
-                "baseline and canary" if len(b) == len(c) == 0 else ("baseline" if len(b) == 0 else "canary")
-            )
+            side = "baseline and canary" if len(b) == len(c) == 0 else ("baseline" if len(b) == 0 else "canary")
             res.classification = "nodata"
             res.reason = f"no data for the {side}"
             if cfg.must_have_data and not cfg.critical:
@@ -715,9 +704,7 @@ class Judge:
         # Rules in Kayenta's order.
         crit_fail = [r for r in active.values() if r.critical and r.failed]
         if crit_fail:
-            return Judgement(
-                0.0, "fail", dict(results), groups, f"critical metric failed: {crit_fail[0].name}"
-            )
+            return Judgement(0.0, "fail", dict(results), groups, f"critical metric failed: {crit_fail[0].name}")
         missing = [r for r in active.values() if r.classification in ("nodata", "insufficient")]
         if cfg.mode == "kayenta":
             crit_missing = [r for r in missing if r.critical]
@@ -725,9 +712,7 @@ class Judge:
                 reason = f"critical metric has no data: {crit_missing[0].name}"
                 return Judgement(0.0, "fail", dict(results), groups, reason)
             if active and 100.0 * len(missing) / len(active) >= 50.0:
-                return Judgement(
-                    0.0, "fail", dict(results), groups, "at least 50% of the metrics have no data"
-                )
+                return Judgement(0.0, "fail", dict(results), groups, "at least 50% of the metrics have no data")
         else:
             crit_missing = [r for r in missing if r.critical]
             if crit_missing:

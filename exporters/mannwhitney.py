@@ -139,9 +139,7 @@ def _batch(x: np.ndarray, y: np.ndarray, conf_level: float) -> list[MWResult]:
     ]
 
 
-def mann_whitney_many(
-    pairs: Sequence[tuple[np.ndarray, np.ndarray]], conf_level: float = 0.98
-) -> list[MWResult]:
+def mann_whitney_many(pairs: Sequence[tuple[np.ndarray, np.ndarray]], conf_level: float = 0.98) -> list[MWResult]:
     """Evaluate every ``(x, y)`` pair (non-empty, NaN-free arrays); pairs of equal sizes are batched."""
     results: list[MWResult | None] = [None] * len(pairs)
     by_shape: dict[tuple[int, int], list[int]] = defaultdict(list)

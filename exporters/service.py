@@ -64,9 +64,7 @@ def build_source(name: str, cfg: SourceConfig, environ: Mapping[str, str]) -> So
         )
     if cfg.type == "newrelic":
         kwargs: dict[str, Any] = {"url": cfg.url} if cfg.url else {}
-        return cls(
-            api_key=environ[cfg.api_key_env or ""], account_id=cfg.account_id, timeout=cfg.timeout, **kwargs
-        )
+        return cls(api_key=environ[cfg.api_key_env or ""], account_id=cfg.account_id, timeout=cfg.timeout, **kwargs)
     return cls(
         cfg.url,
         time_field=cfg.time_field,
@@ -267,9 +265,7 @@ class Exporter:
                 return self._prepare_time(target, queries, now)
             fetched: dict[str, list[Series]] = {}
             for name, query, src, _ in queries:
-                fetched[name] = self._fetch(
-                    target, name, query, src or target.source, now - target.lookback, now
-                )
+                fetched[name] = self._fetch(target, name, query, src or target.source, now - target.lookback, now)
         except SourceError as exc:
             log.warning("target %s: %s", target.key, exc)
             return _Prepared(target, "", {}, {}, {}, None, None, error=str(exc))
@@ -334,9 +330,7 @@ class Exporter:
             raise
         values = [float(s.values[-1]) for s in found if len(s.values) and np.isfinite(s.values[-1])]
         if not values:
-            return _Prepared(
-                target, "", {}, {}, {}, None, None, error=f"deploy_time_query {query!r} returned nothing"
-            )
+            return _Prepared(target, "", {}, {}, {}, None, None, error=f"deploy_time_query {query!r} returned nothing")
         deployed = max(values)
         window = target.window
         start = max(deployed - window, now - target.lookback - window)
@@ -365,9 +359,7 @@ class Exporter:
                     settings["denominator"] = f"{_report_key(t)}|{settings['denominator']}"
                 metrics[f"{_report_key(t)}|{name}"] = settings
         base: JudgeConfig = self.config.judge
-        cfg = JudgeConfig.model_validate(
-            {**base.model_dump(by_alias=True, exclude={"metrics"}), "metrics": metrics}
-        )
+        cfg = JudgeConfig.model_validate({**base.model_dump(by_alias=True, exclude={"metrics"}), "metrics": metrics})
         self._judges = {key: (Judge(cfg), {})}
         return self._judges[key]
 
@@ -377,9 +369,7 @@ class Exporter:
         pairs = []
         for p in ok:
             k = _report_key(p.target)
-            pairs.append(
-                ({f"{k}|{n}": v for n, v in p.baseline.items()}, {f"{k}|{n}": v for n, v in p.canary.items()})
-            )
+            pairs.append(({f"{k}|{n}": v for n, v in p.baseline.items()}, {f"{k}|{n}": v for n, v in p.canary.items()}))
         judgements = judge.judge_many(pairs) if pairs else []
         by_id = {id(p): j for p, j in zip(ok, judgements, strict=True)}
         reports = []
@@ -479,9 +469,7 @@ class Exporter:
                 report.breaches[name] = fc
 
     # ---- the loop -----------------------------------------------------------------------------------
-    def run_forever(
-        self, stop: threading.Event, on_cycle: Callable[[list[TargetReport]], None] | None = None
-    ) -> None:
+    def run_forever(self, stop: threading.Event, on_cycle: Callable[[list[TargetReport]], None] | None = None) -> None:
         """Cycle every ``interval`` seconds until ``stop`` is set; a failing cycle does not stop the loop."""
         while not stop.is_set():
             started = time.monotonic()

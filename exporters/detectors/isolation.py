@@ -63,12 +63,8 @@ class IsolationScorer:
         base = float(scores[0])
         drops = np.maximum(base - scores[1:], 0.0)
         total = float(drops.sum())
-        contributions = {
-            n: (float(d) / total if total > 0 else 0.0) for n, d in zip(names, drops, strict=True)
-        }
-        return IsolationResult(
-            score=min(max(base, 0.0), 1.0), contributions=contributions, trained_on=model.rows
-        )
+        contributions = {n: (float(d) / total if total > 0 else 0.0) for n, d in zip(names, drops, strict=True)}
+        return IsolationResult(score=min(max(base, 0.0), 1.0), contributions=contributions, trained_on=model.rows)
 
     def score(self, names: Sequence[str], train: np.ndarray, current: np.ndarray) -> IsolationResult | None:
         """Fit on ``train`` and explain the newest row of ``current`` (one call; see fit/explain to reuse)."""

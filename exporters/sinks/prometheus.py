@@ -38,9 +38,7 @@ class HealthCollector:
 
     def collect(self) -> Iterable[Metric]:
         ident = list(IDENTITY)
-        health = GaugeMetricFamily(
-            "smart_rollback_health_score", "Composite health score 0-100.", labels=ident
-        )
+        health = GaugeMetricFamily("smart_rollback_health_score", "Composite health score 0-100.", labels=ident)
         verdict = GaugeMetricFamily(
             "smart_rollback_verdict",
             "1 for the current verdict of the target, 0 for the others.",
@@ -54,9 +52,7 @@ class HealthCollector:
         sufficient = GaugeMetricFamily(
             "smart_rollback_data_sufficient", "1 when the judgement had enough data, else 0.", labels=ident
         )
-        anomaly = GaugeMetricFamily(
-            "smart_rollback_anomaly_score", "Anomaly score 0-1.", labels=[*ident, "detector"]
-        )
+        anomaly = GaugeMetricFamily("smart_rollback_anomaly_score", "Anomaly score 0-1.", labels=[*ident, "detector"])
         contribution = GaugeMetricFamily(
             "smart_rollback_anomaly_contribution",
             "Share of the Isolation-Forest anomaly score attributed to each metric.",
@@ -153,9 +149,7 @@ class PushgatewayPusher:
         if self.registry is not None:
             registry.register(_Forward(self.registry))
         try:
-            push_to_gateway(
-                self.url, job=self.job, registry=registry, grouping_key=self.grouping, timeout=self.timeout
-            )
+            push_to_gateway(self.url, job=self.job, registry=registry, grouping_key=self.grouping, timeout=self.timeout)
         except OSError as exc:
             raise ExporterError(f"push to Pushgateway {self.url} failed: {exc}") from exc
 

@@ -53,9 +53,7 @@ class ElasticsearchSource:
 
     def body(self, spec: dict[str, Any], start: float, end: float, step: float) -> dict[str, Any]:
         time_range = {
-            "range": {
-                self.time_field: {"gte": int(start * 1000), "lte": int(end * 1000), "format": "epoch_millis"}
-            }
+            "range": {self.time_field: {"gte": int(start * 1000), "lte": int(end * 1000), "format": "epoch_millis"}}
         }
         filters = [time_range] + ([spec["filter"]] if spec.get("filter") else [])
         histogram: dict[str, Any] = {
@@ -88,16 +86,12 @@ class ElasticsearchSource:
                 f"elasticsearch query is not JSON: {exc}: {query!r}", source=self.name, query=query
             ) from exc
         if not isinstance(spec, dict) or "index" not in spec:
-            raise QueryError(
-                f"elasticsearch query needs an 'index': {query!r}", source=self.name, query=query
-            )
+            raise QueryError(f"elasticsearch query needs an 'index': {query!r}", source=self.name, query=query)
         body = self.body(spec, start, end, step)
         try:
             resp = self.client.search(index=spec["index"], body=body)
         except ApiError as exc:
-            status = (
-                getattr(exc, "status_code", None) or getattr(getattr(exc, "meta", None), "status", 0) or 0
-            )
+            status = getattr(exc, "status_code", None) or getattr(getattr(exc, "meta", None), "status", 0) or 0
             cls = SourceUnavailable if status >= 500 or status == 429 else QueryError
             raise cls(
                 f"elasticsearch answered HTTP {status} for {query!r}: {exc.message}",

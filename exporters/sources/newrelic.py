@@ -12,10 +12,7 @@ import requests
 from exporters.errors import QueryError, SourceUnavailable
 from exporters.sources.base import Series
 
-_GRAPHQL = (
-    "query($account: Int!, $nrql: Nrql!) "
-    "{ actor { account(id: $account) { nrql(query: $nrql) { results } } } }"
-)
+_GRAPHQL = "query($account: Int!, $nrql: Nrql!) { actor { account(id: $account) { nrql(query: $nrql) { results } } } }"
 
 
 class NewRelicSource:
@@ -77,9 +74,7 @@ class NewRelicSource:
             messages = "; ".join(str(e.get("message", e)) for e in body["errors"])
             raise QueryError(f"new relic rejected NRQL {nrql!r}: {messages}", source=self.name, query=nrql)
         if resp.status_code >= 400:
-            raise QueryError(
-                f"new relic answered HTTP {resp.status_code} for {nrql!r}", source=self.name, query=nrql
-            )
+            raise QueryError(f"new relic answered HTTP {resp.status_code} for {nrql!r}", source=self.name, query=nrql)
         try:
             results = body["data"]["actor"]["account"]["nrql"]["results"] or []
         except (KeyError, TypeError):
@@ -98,9 +93,7 @@ def _to_series(rows: list[dict[str, Any]]) -> list[Series]:
     grouped: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for row in rows:
         facet = row.get("facet")
-        facet_text = (
-            ",".join(map(str, facet)) if isinstance(facet, list) else ("" if facet is None else str(facet))
-        )
+        facet_text = ",".join(map(str, facet)) if isinstance(facet, list) else ("" if facet is None else str(facet))
         ts = float(row.get("beginTimeSeconds", row.get("timestamp", 0.0)))
         for key, value in row.items():
             if key in _TIME_KEYS:

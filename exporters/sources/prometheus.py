@@ -58,9 +58,7 @@ class PrometheusSource:
         if isinstance(body, dict) and body.get("status") == "error":
             err_type, err = body.get("errorType", "error"), body.get("error", "")
             cls = SourceUnavailable if err_type in ("timeout", "canceled", "unavailable") else QueryError
-            raise cls(
-                f"prometheus rejected query {query!r}: {err_type}: {err}", source=self.name, query=query
-            )
+            raise cls(f"prometheus rejected query {query!r}: {err_type}: {err}", source=self.name, query=query)
         if resp.status_code >= 500:
             raise SourceUnavailable(
                 f"prometheus at {self.url} answered HTTP {resp.status_code} for query {query!r}",
@@ -76,9 +74,7 @@ class PrometheusSource:
         return body["data"]
 
     def query_range(self, query: str, start: float, end: float, step: float) -> list[Series]:
-        data = self._get(
-            "/api/v1/query_range", {"query": query, "start": start, "end": end, "step": step}, query
-        )
+        data = self._get("/api/v1/query_range", {"query": query, "start": start, "end": end, "step": step}, query)
         return [_to_series(item) for item in data.get("result", [])]
 
     def query(self, query: str, at: float | None = None) -> list[Series]:

@@ -13,9 +13,7 @@ _FILE = click.Path(dir_okay=False)
 
 
 @main.command()
-@click.option(
-    "--baseline", "baseline_path", required=True, type=click.Path(dir_okay=False), help="Baseline CSV."
-)
+@click.option("--baseline", "baseline_path", required=True, type=click.Path(dir_okay=False), help="Baseline CSV.")
 @click.option("--canary", "canary_path", required=True, type=click.Path(dir_okay=False), help="Canary CSV.")
 @click.option(
     "--config",
@@ -51,15 +49,9 @@ def judge(baseline_path: str, canary_path: str, config_path: str | None) -> None
 
 
 @main.command()
-@click.option(
-    "--input", "input_path", required=True, type=click.Path(dir_okay=False), help="timestamp,value CSV."
-)
-@click.option(
-    "--output", "output_path", required=True, type=click.Path(dir_okay=False), help="Where to write."
-)
-@click.option(
-    "--detector", "detector_name", default=None, help="Detector name (default: the tuned ensemble)."
-)
+@click.option("--input", "input_path", required=True, type=click.Path(dir_okay=False), help="timestamp,value CSV.")
+@click.option("--output", "output_path", required=True, type=click.Path(dir_okay=False), help="Where to write.")
+@click.option("--detector", "detector_name", default=None, help="Detector name (default: the tuned ensemble).")
 def detect(input_path: str, output_path: str, detector_name: str | None) -> None:
     """Score a series causally; write ``timestamp,value,anomaly_score`` with scores in [0, 1]."""
     import csv
@@ -82,9 +74,7 @@ def detect(input_path: str, output_path: str, detector_name: str | None) -> None
 
 
 @main.command()
-@click.option(
-    "--config", "config_path", required=True, type=_FILE, help="Exporter config (docs/exporter.md)."
-)
+@click.option("--config", "config_path", required=True, type=_FILE, help="Exporter config (docs/exporter.md).")
 @click.option("--shard", "shard_text", default="0/1", show_default=True, help="This replica's shard i/N.")
 @click.option("--once", is_flag=True, help="Run one cycle, print the reports as JSON and exit.")
 @click.option("--listen", default=None, help="Override the config's listen address (host:port).")
@@ -111,15 +101,11 @@ def exporter(config_path: str, shard_text: str, once: bool, listen: str | None) 
     sinks: list = []
     if config.sinks.pushgateway:
         pg = config.sinks.pushgateway
-        sinks.append(
-            PushgatewayPusher(pg.url, job=pg.job, grouping=pg.grouping, timeout=pg.timeout, registry=None)
-        )
+        sinks.append(PushgatewayPusher(pg.url, job=pg.job, grouping=pg.grouping, timeout=pg.timeout, registry=None))
     if config.sinks.datadog:
         dd = config.sinks.datadog
         sinks.append(
-            DatadogSeriesSink(
-                api_key=os.environ[dd.api_key_env], host=dd.host, prefix=dd.prefix, tags=dd.tags
-            )
+            DatadogSeriesSink(api_key=os.environ[dd.api_key_env], host=dd.host, prefix=dd.prefix, tags=dd.tags)
         )
 
     def publish(reports: list) -> None:
@@ -139,9 +125,7 @@ def exporter(config_path: str, shard_text: str, once: bool, listen: str | None) 
 
     host, _, port = (listen or config.listen).rpartition(":")
     server, thread = start_http_server(int(port), addr=host, registry=service.registry)
-    click.echo(
-        f"smart-rollback exporter: /metrics on http://{host}:{port}/metrics, shard {shard_text}", err=True
-    )
+    click.echo(f"smart-rollback exporter: /metrics on http://{host}:{port}/metrics, shard {shard_text}", err=True)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())

@@ -63,9 +63,7 @@ class RunningPrometheus:
         assert body["status"] == "success", body
         return body["data"]["result"]
 
-    def wait_for(
-        self, expr: str, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 60.0
-    ) -> list:
+    def wait_for(self, expr: str, predicate: Callable[[list[dict[str, Any]]], bool], timeout: float = 60.0) -> list:
         deadline = time.monotonic() + timeout
         result: list = []
         while time.monotonic() < deadline:

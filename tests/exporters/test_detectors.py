@@ -144,9 +144,7 @@ def test_catalogue_has_50_templates_that_promtool_accepts(tmp_path) -> None:
             rules.append({"record": f"sr:{name}:{mode}", "expr": render_template(name, params, mode=mode)})
     path = tmp_path / "catalogue_rules.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "catalogue", "rules": rules}]}))
-    proc = subprocess.run(
-        ["promtool", "check", "rules", str(path)], capture_output=True, text=True, timeout=60
-    )
+    proc = subprocess.run(["promtool", "check", "rules", str(path)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     with pytest.raises(ValueError, match="needs params"):
         render_template("orders_per_second", {"namespace": "a", "name": "b"})

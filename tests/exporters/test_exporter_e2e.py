@@ -109,18 +109,14 @@ def test_prometheus_scrapes_the_exporter(start_prometheus, tmp_path) -> None:
         app.canary = True
         result = prom.wait_for('smart_rollback_verdict{revision="v2", verdict="fail"} == 1', bool, timeout=90)
         labels = result[0]["metric"]
-        assert (
-            labels["cluster"] == "e2e"
-            and labels["target"] == "checkout"
-            and labels["job"] == "smart-rollback"
-        )
+        assert labels["cluster"] == "e2e" and labels["target"] == "checkout" and labels["job"] == "smart-rollback"
         health = prom.wait_for('smart_rollback_health_score{revision="v2"}', bool)
         assert float(health[0]["value"][1]) < 50
         assert prom.query('smart_rollback_data_sufficient{revision="v2"}')[0]["value"][1] == "1"
         assert (
-            prom.query(
-                'smart_rollback_metric_verdict{revision="v2", metric="latency", classification="high"}'
-            )[0]["value"][1]
+            prom.query('smart_rollback_metric_verdict{revision="v2", metric="latency", classification="high"}')[0][
+                "value"
+            ][1]
             == "1"
         )
         assert prom.query("smart_rollback_exporter_targets_scored")[0]["value"][1] == "1"

@@ -101,12 +101,8 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 def test_judge_cli(tmp_path) -> None:
     rng = np.random.default_rng(4)
     base, can = tmp_path / "b.csv", tmp_path / "c.csv"
-    rows_b = ["timestamp,latency,errors"] + [
-        f"{i},{100 + rng.normal(0, 3):.3f},{rng.poisson(0.2)}" for i in range(60)
-    ]
-    rows_c = ["timestamp,latency,errors"] + [
-        f"{i},{130 + rng.normal(0, 3):.3f},{rng.poisson(0.2)}" for i in range(60)
-    ]
+    rows_b = ["timestamp,latency,errors"] + [f"{i},{100 + rng.normal(0, 3):.3f},{rng.poisson(0.2)}" for i in range(60)]
+    rows_c = ["timestamp,latency,errors"] + [f"{i},{130 + rng.normal(0, 3):.3f},{rng.poisson(0.2)}" for i in range(60)]
     base.write_text("\n".join(rows_b) + "\n")
     can.write_text("\n".join(rows_c) + "\n")
     proc = _run("judge", "--baseline", str(base), "--canary", str(can))
@@ -137,9 +133,7 @@ def test_vectorised_path_agrees_with_the_general_path(mode: str) -> None:
     pairs = []
     for t in range(30):
         base = {f"m{j}": 100 + rng.normal(0, 5, 40) for j in range(6)}
-        can = {
-            f"m{j}": 100 * (1 + 0.1 * ((t + j) % 3)) + rng.normal(0, 5 * (1 + (t % 2)), 40) for j in range(6)
-        }
+        can = {f"m{j}": 100 * (1 + 0.1 * ((t + j) % 3)) + rng.normal(0, 5 * (1 + (t % 2)), 40) for j in range(6)}
         base["same"], can["same"] = np.ones(40), np.ones(40)
         base["ints"], can["ints"] = rng.poisson(2, 40).astype(float), rng.poisson(3, 40).astype(float)
         pairs.append((base, can))

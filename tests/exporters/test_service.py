@@ -128,9 +128,7 @@ def test_source_error_means_insufficient_and_is_counted() -> None:
     (report,) = exp.run_cycle()
     assert report.error and "errors" in report.error and report.verdict == "insufficient"
     assert (
-        exp.registry.get_sample_value(
-            "smart_rollback_exporter_source_errors_total", {"source": "gen", "kind": "query"}
-        )
+        exp.registry.get_sample_value("smart_rollback_exporter_source_errors_total", {"source": "gen", "kind": "query"})
         == 1.0
     )
     text = generate_latest(_registry_with(exp)).decode()
@@ -189,9 +187,7 @@ def test_sharding_is_stable_and_partitions() -> None:
 
 
 def test_targets_of_other_shards_are_not_scored_and_stale_targets_drop(tmp_path) -> None:
-    src = GeneratedSource(
-        {"latency": revisions({"v1": (NOW - 1800, NOW + 10**6, 0.1)}), "errors": _counts({})}
-    )
+    src = GeneratedSource({"latency": revisions({"v1": (NOW - 1800, NOW + 10**6, 0.1)}), "errors": _counts({})})
     targets = tmp_path / "targets.yml"
     names = [f"app{i}" for i in range(12)]
 
@@ -266,9 +262,7 @@ def test_datadog_sink_matches_the_captured_request(recorder) -> None:
     )
     exp = Exporter(_config(), sources={"gen": src}, clock=lambda: NOW)
     reports = exp.run_cycle()
-    DatadogSeriesSink(
-        api_key="dummy-api-key", host=recorder.url, tags=["env:prod"], clock=lambda: NOW
-    ).publish(reports)
+    DatadogSeriesSink(api_key="dummy-api-key", host=recorder.url, tags=["env:prod"], clock=lambda: NOW).publish(reports)
     req = recorder.requests[0]
     assert req.method == "POST" and req.path == captured["path"]
     for header in ("Content-Type", "Accept", "DD-API-KEY", "Accept-Encoding"):
@@ -282,11 +276,7 @@ def test_datadog_sink_matches_the_captured_request(recorder) -> None:
     assert set(health) <= set(ref) and health["type"] == ref["type"] == 3
     assert health["points"] == [{"timestamp": int(NOW), "value": health["points"][0]["value"]}]
     assert isinstance(health["points"][0]["timestamp"], int)
-    assert (
-        "revision:v2" in health["tags"]
-        and "target:checkout" in health["tags"]
-        and "env:prod" in health["tags"]
-    )
+    assert "revision:v2" in health["tags"] and "target:checkout" in health["tags"] and "env:prod" in health["tags"]
     assert {s["metric"] for s in body["series"]} >= {
         "smart_rollback.health_score",
         "smart_rollback.data_sufficient",
@@ -303,12 +293,8 @@ def test_pushgateway_push(pushgateway) -> None:
         }
     )
     exp = Exporter(_config(), sources={"gen": src}, clock=lambda: NOW)
-    PushgatewayPusher(pushgateway, job="smart-rollback", grouping={"instance": "exp-0"}).publish(
-        exp.run_cycle()
-    )
+    PushgatewayPusher(pushgateway, job="smart-rollback", grouping={"instance": "exp-0"}).publish(exp.run_cycle())
     text = requests.get(f"{pushgateway}/metrics", timeout=5).text
     lines = [line for line in text.splitlines() if line.startswith("smart_rollback_health_score{")]
     assert len(lines) == 1
-    assert (
-        'job="smart-rollback"' in lines[0] and 'instance="exp-0"' in lines[0] and 'revision="v2"' in lines[0]
-    )
+    assert 'job="smart-rollback"' in lines[0] and 'instance="exp-0"' in lines[0] and 'revision="v2"' in lines[0]

@@ -119,14 +119,11 @@ def test_newrelic_nrql(recorder) -> None:
     sent = req.json()
     assert sent["variables"]["account"] == 42
     assert sent["variables"]["nrql"] == (
-        "SELECT average(duration) FROM Transaction FACET appVersion "
-        "SINCE 100000 UNTIL 160000 TIMESERIES 30 seconds"
+        "SELECT average(duration) FROM Transaction FACET appVersion SINCE 100000 UNTIL 160000 TIMESERIES 30 seconds"
     )
     assert "nrql(query: $nrql)" in sent["query"]
     by_facet = {s.labels["facet"]: s for s in series}
-    assert (
-        by_facet["v2"].values.tolist() == [0.4, 0.5] and by_facet["v1"].labels["column"] == "average.duration"
-    )
+    assert by_facet["v2"].values.tolist() == [0.4, 0.5] and by_facet["v1"].labels["column"] == "average.duration"
 
 
 def test_newrelic_error(recorder) -> None:
