@@ -158,33 +158,31 @@ class Worker:
     # ---------------------------------------------------------------------------------------- jobs
 
     def _process(self, job: Job) -> None:
+        """Run one claimed job; the claim holds its target lock, released with the job's last write."""
         if job.kind == "resolve":
             self._resolve(job)
             self.store.finish_job(job.id, self.owner)
             return
-        if job.target and not self.store.lock_target(job.target, self.owner, self.settings.worker.lease_seconds):
-            self.store.retry_job(job.id, self.owner, 0.5, "target locked by another actor")
-            return
+        target = job.target if job.kind != "resolve" else None
         try:
             if job.kind == "evaluate":
-                self._evaluate(job)
+                finished = self._evaluate(job)
             elif job.kind == "execute":
                 self._execute_job(job)
+                finished = False
             else:
                 raise ValueError(f"unknown job kind {job.kind!r}")
         except TemporaryError as exc:
             self._retry(job, exc)
         except (StoreUnavailable, PlatformError, ValueError) as exc:
             log.error("job %s failed: %s", job.key, exc)
-            self.store.finish_job(job.id, self.owner, status="failed", error=str(exc))
+            self.store.finish_job(job.id, self.owner, status="failed", error=str(exc), target=target)
         except Exception as exc:
             log.exception("job %s failed unexpectedly", job.key)
-            self.store.finish_job(job.id, self.owner, status="failed", error=repr(exc))
+            self.store.finish_job(job.id, self.owner, status="failed", error=repr(exc), target=target)
         else:
-            self.store.finish_job(job.id, self.owner)
-        finally:
-            if job.target:
-                self.store.unlock_target(job.target, self.owner)
+            if not finished:
+                self.store.finish_job(job.id, self.owner, target=target)
 
     def _retry(self, job: Job, exc: TemporaryError) -> None:
         worker = self.settings.worker
@@ -194,7 +192,7 @@ class Worker:
             message = f"giving up after {job.attempts} attempts: {exc}"
             if decision_id:
                 self._finish(decision_id, "failed", {"error": str(exc)}, message)
-            self.store.finish_job(job.id, self.owner, status="failed", error=str(exc))
+            self.store.finish_job(job.id, self.owner, status="failed", error=str(exc), target=job.target)
             return
         delay = min(
             worker.backoff_max_seconds, max(exc.delay, worker.backoff_initial_seconds * 2 ** (job.attempts - 1))
@@ -209,15 +207,16 @@ class Worker:
             alert_id=job.alert_id,
             data={"error": str(exc), "attempt": job.attempts, "delay": delay},
         )
-        self.store.retry_job(job.id, self.owner, delay, str(exc))
+        self.store.retry_job(job.id, self.owner, delay, str(exc), target=job.target)
 
-    def _evaluate(self, job: Job) -> None:
+    def _evaluate(self, job: Job) -> bool:
+        """Decide (and execute if approved). True when the job was finished along with its decision."""
         existing = self.store.decision_for_job(job.id)
         if existing is not None:
             # A crash (or a temporary error) interrupted this job after it decided: carry on, never re-decide.
             if existing["status"] in ("approved", "executing"):
                 self._execute(existing)
-            return
+            return False
         assert job.alert_id is not None
         row = self.store.get_alert(job.alert_id)
         if row is None:
@@ -249,11 +248,13 @@ class Worker:
             release=release,
             state_error=state_error,
         )
-        stored = self._record(job, alert, decision)
-        if decision.status == "approved":
+        executes = decision.status == "approved"
+        stored = self._record(job, alert, decision, finish=not executes)
+        if executes:
             self._execute(stored)
+        return not executes
 
-    def _record(self, job: Job, alert: Alert, decision: Decision) -> dict[str, Any]:
+    def _record(self, job: Job, alert: Alert, decision: Decision, *, finish: bool = False) -> dict[str, Any]:
         row = {
             "job_id": job.id,
             "alert_id": job.alert_id,
@@ -269,7 +270,9 @@ class Worker:
         }
         summary = f"{decision.action}" + (f" with {decision.strategy}" if decision.strategy else "")
         stored = self.store.create_decision(
-            row, f"decision: {summary} ({decision.status}): {'; '.join(decision.reasons)}"
+            row,
+            f"decision: {summary} ({decision.status}): {'; '.join(decision.reasons)}",
+            finish=(job.id, self.owner, job.target) if finish else None,
         )
         metrics.DECISIONS.labels(decision.action, decision.strategy or "", decision.mode).inc()
         self.on_event("decision_made", stored)

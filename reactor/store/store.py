@@ -334,8 +334,9 @@ class Store:
     def claim_job(self, owner: str, lease_seconds: float) -> Job | None:
         """Claim the oldest runnable job whose target no other actor holds, or return None.
 
-        Runnable: pending and due, or running with an expired lease (its worker died). ``resolve`` jobs
-        ignore target locks: they must reach a rollback that is in progress to stop it.
+        Runnable: pending and due, or running with an expired lease (its worker died). The claim takes the
+        job's target lock in the same transaction (one actor per target); ``resolve`` jobs ignore target
+        locks: they must reach a rollback that is in progress to stop it.
         """
         now = self.clock()
         j, locks = s.jobs, s.target_locks
@@ -353,9 +354,16 @@ class Store:
         if self.dialect == "postgresql":
             pick = pick.with_for_update(skip_locked=True)
         with self._tx() as conn:
-            job_id = conn.execute(pick).scalar()
-            if job_id is None:
+            picked = conn.execute(pick.add_columns(j.c.kind, j.c.target)).first()
+            if picked is None:
                 return None
+            job_id, kind, target = picked
+            if (
+                kind != "resolve"
+                and target
+                and conn.execute(self._lock_stmt(target, owner, lease_seconds)).scalar() != owner
+            ):
+                return None  # another actor took the target between the pick and the lock (PostgreSQL)
             row = (
                 conn.execute(
                     update(j)
@@ -400,15 +408,31 @@ class Store:
                 )
         return bool(owned)
 
-    def finish_job(self, job_id: int, owner: str, *, status: str = "done", error: str | None = None) -> None:
-        with self._tx() as conn:
-            conn.execute(
-                update(s.jobs)
-                .where(s.jobs.c.id == job_id, s.jobs.c.lease_owner == owner)
-                .values(status=status, lease_until=None, updated_at=self.clock(), last_error=error)
-            )
+    def finish_job(
+        self,
+        job_id: int,
+        owner: str,
+        *,
+        status: str = "done",
+        error: str | None = None,
+        target: str | None = None,
+        conn: Connection | None = None,
+    ) -> None:
+        """Mark a job finished and release its target lock (``target``), atomically."""
+        if conn is None:
+            with self._tx() as own:
+                self.finish_job(job_id, owner, status=status, error=error, target=target, conn=own)
+            return
+        conn.execute(
+            update(s.jobs)
+            .where(s.jobs.c.id == job_id, s.jobs.c.lease_owner == owner)
+            .values(status=status, lease_until=None, updated_at=self.clock(), last_error=error)
+        )
+        if target:
+            self._unlock(conn, target, owner)
 
-    def retry_job(self, job_id: int, owner: str, delay: float, error: str) -> None:
+    def retry_job(self, job_id: int, owner: str, delay: float, error: str, *, target: str | None = None) -> None:
+        """Put a job back to run after ``delay`` seconds and release its target lock."""
         now = self.clock()
         with self._tx() as conn:
             conn.execute(
@@ -416,6 +440,8 @@ class Store:
                 .where(s.jobs.c.id == job_id, s.jobs.c.lease_owner == owner)
                 .values(status="pending", run_after=now + delay, lease_until=None, updated_at=now, last_error=error)
             )
+            if target:
+                self._unlock(conn, target, owner)
 
     def queue_depth(self) -> dict[str, int]:
         with self.engine.connect() as conn:
@@ -427,27 +453,33 @@ class Store:
 
     # ----------------------------------------------------------------------------------- target locks
 
-    def lock_target(self, target: str, owner: str, lease_seconds: float) -> bool:
-        """Take (or renew) the actor lock of ``target``; False while another live owner holds it."""
+    def _lock_stmt(self, target: str, owner: str, lease_seconds: float) -> Any:
+        """Upsert the lock row unless another owner's lease is live; returns the owner now holding it."""
         now = self.clock()
         t = s.target_locks
         stmt = self._insert(t).values(target=target, owner=owner, lease_until=now + lease_seconds)
-        stmt = stmt.on_conflict_do_update(
+        return stmt.on_conflict_do_update(
             index_elements=["target"],
             set_={"owner": stmt.excluded.owner, "lease_until": stmt.excluded.lease_until},
             where=or_(t.c.lease_until < now, t.c.owner == owner),
         ).returning(t.c.owner)
+
+    def lock_target(self, target: str, owner: str, lease_seconds: float) -> bool:
+        """Take (or renew) the actor lock of ``target``; False while another live owner holds it."""
         with self._tx() as conn:
-            got = conn.execute(stmt).scalar()
-        return got == owner
+            return bool(conn.execute(self._lock_stmt(target, owner, lease_seconds)).scalar() == owner)
 
     def unlock_target(self, target: str, owner: str) -> None:
         with self._tx() as conn:
-            conn.execute(
-                update(s.target_locks)
-                .where(s.target_locks.c.target == target, s.target_locks.c.owner == owner)
-                .values(lease_until=0.0)
-            )
+            self._unlock(conn, target, owner)
+
+    @staticmethod
+    def _unlock(conn: Connection, target: str, owner: str) -> None:
+        conn.execute(
+            update(s.target_locks)
+            .where(s.target_locks.c.target == target, s.target_locks.c.owner == owner)
+            .values(lease_until=0.0)
+        )
 
     # ------------------------------------------------------------------------------------ decisions
 
@@ -485,14 +517,23 @@ class Store:
             row = conn.execute(select(s.decisions).where(s.decisions.c.job_id == job_id)).mappings().first()
         return dict(row) if row else None
 
-    def create_decision(self, row: Mapping[str, Any], message: str) -> dict[str, Any]:
-        """Insert a decision and its audit record in one transaction (before anything is acted on)."""
+    def create_decision(
+        self, row: Mapping[str, Any], message: str, *, finish: tuple[int, str, str | None] | None = None
+    ) -> dict[str, Any]:
+        """Insert a decision and its audit record in one transaction (before anything is acted on).
+
+        ``finish=(job_id, owner, target)`` also finishes the job and releases its target in the same
+        transaction: for decisions that need no execution, deciding is the whole job.
+        """
         now = self.clock()
         values = {"id": new_id(), "created_at": now, "updated_at": now, **row}
         with self._tx() as conn:
             conn.execute(insert(s.decisions).values(values))
             self.audit(conn, "decision", message, target=values.get("target"), decision_id=values["id"],
                        alert_id=values.get("alert_id"), data=_decision_audit(values))  # fmt: skip
+            if finish is not None:
+                job_id, owner, target = finish
+                self.finish_job(job_id, owner, target=target, conn=conn)
         return values
 
     def update_decision(
