@@ -20,4 +20,5 @@ def main() -> None:
 
 
 # Command modules register on `main` at import.
+import reactor.cli.platforms  # noqa: E402,F401
 from reactor.cli import service  # noqa: E402,F401
