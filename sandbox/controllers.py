@@ -285,7 +285,7 @@ class Controllers:
         self._held: set[tuple[str, str]] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._rng = random.Random(7)
+        self._rng = random.Random()
         store.admission.setdefault(DEPLOYMENTS.id, []).append(admit_deployment)
         store.admission.setdefault(REPLICASETS.id, []).append(admit_replicaset)
         store.admission.setdefault(ROLLOUTS.id, []).append(admit_rollout)
@@ -338,11 +338,10 @@ class Controllers:
                 annotations = dict(pod["metadata"].get("annotations") or {})
                 annotations.pop(READY_AT, None)
                 pod["metadata"]["annotations"] = annotations
+                namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+                pod = store.replace(PODS, namespace, name, pod)
                 pod["status"] = self._pod_status(pod, ready=True)
-                store.replace(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], pod)
-                store.replace(
-                    PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], pod, subresource="status"
-                )
+                store.replace(PODS, namespace, name, pod, subresource="status")
             replicasets = store.scan(
                 REPLICASETS, None, lambda r: ARGO_SCALE_DOWN in (r["metadata"].get("annotations") or {})
             )
@@ -433,6 +432,14 @@ class Controllers:
             for c in (pod.get("status") or {}).get("conditions") or []
         )
 
+    def _suffix(self, namespace: str, prefix: str) -> str:
+        """A free 5-character pod name suffix (a state loaded from a file may hold any name already)."""
+        alphabet = string.ascii_lowercase + string.digits
+        while True:
+            suffix = "".join(self._rng.choice(alphabet) for _ in range(5))
+            if self.store.find(PODS, namespace, f"{prefix}-{suffix}") is None:
+                return suffix
+
     def _owned_pods(self, rs: Obj) -> list[Obj]:
         uid = rs["metadata"]["uid"]
         return self.store.scan(PODS, rs["metadata"]["namespace"], lambda p: controlled_by(p, uid))
@@ -455,7 +462,7 @@ class Controllers:
             template = copy.deepcopy(rs["spec"]["template"])
             labels = dict((template.get("metadata") or {}).get("labels") or {})
             labels["sandbox.smart-rollback.io/workload"] = workload
-            suffix = "".join(self._rng.choice(string.ascii_lowercase + string.digits) for _ in range(5))
+            suffix = self._suffix(namespace, name)
             new_pod: Obj = {
                 "metadata": {
                     "name": f"{name}-{suffix}",

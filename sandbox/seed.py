@@ -25,15 +25,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
 
 from sandbox.controllers import ARGO_HASH_LABEL, HASH_LABEL, controlled_by, templates_equal
 from sandbox.resources import BY_ID, BY_KIND
-from sandbox.store import ApiError, Obj, Store, rfc3339
+from sandbox.store import ApiError, Obj, Store, clone, rfc3339
 from strategies.kubernetes import names, snapshots
-
-if TYPE_CHECKING:
-    from sandbox.server import SandboxServer
 
 REGISTRY = "registry.local/shop"
 
@@ -224,8 +220,7 @@ def _pair(
         apply(store, service(app, ns, {"app": app}))
 
 
-def seed_demo(server: SandboxServer) -> None:
-    store = server.store
+def seed_demo(store: Store) -> None:
     ns = "shop"
     release = {names.RELEASE: "shop"}
 
@@ -501,16 +496,28 @@ def _ingress(namespace: str, name: str, backend: str, *, canary_weight: int | No
     }
 
 
-#: Seed name -> function that fills a fresh server's store.
-SEEDS: dict[str, Callable[[SandboxServer], None]] = {"demo": seed_demo}
-
-
-def empty(_server: SandboxServer) -> None:
+def empty(_store: Store) -> None:
     """No objects at all."""
 
 
-SEEDS["empty"] = empty
+#: Seed name -> function that fills a fresh store (with the controllers attached).
+SEEDS: dict[str, Callable[[Store], None]] = {"demo": seed_demo, "empty": empty}
+_SEEDED: dict[str, Obj] = {}
 
 
-def describe_seed(name: str) -> Any:
-    return SEEDS[name].__doc__
+def seeded_state(name: str) -> Obj:
+    """A dump of a store filled by seed ``name``; computed once per process, a fresh copy each call.
+
+    Seeding runs every controller reaction of dozens of writes; loading the settled result is what makes
+    a fresh sandbox per test cheap.
+    """
+    if name not in SEEDS:
+        raise ValueError(f"unknown seed {name!r}; known: {', '.join(sorted(SEEDS))}")
+    if name not in _SEEDED:
+        from sandbox.controllers import Controllers
+
+        store = Store()
+        Controllers(store)
+        SEEDS[name](store)
+        _SEEDED[name] = store.dump()
+    return clone(_SEEDED[name])

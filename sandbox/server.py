@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -146,6 +146,7 @@ class RequestRecord:
     accept: str
     user_agent: str
     body: Any
+    authorization: str = ""
     status: int = 0
     fault: bool = False
     at: float = field(default_factory=time.time)
@@ -166,7 +167,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 60
     server_version = "smart-rollback-sandbox"
     sys_version = ""
-    _status: int = 0
+    _pending: RequestRecord | None = None
 
     def setup(self) -> None:
         super().setup()
@@ -217,6 +218,7 @@ class _Handler(BaseHTTPRequestHandler):
         self, code: int, body: Any, content_type: str = "application/json", headers: dict | None = None
     ) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self._log_request(code)
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -224,7 +226,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
-        self._status = code
 
     def _send_error(self, error: ApiError, headers: dict | None = None) -> None:
         self._send(error.code, error.status(), headers=headers)
@@ -243,7 +244,17 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_error(ApiError(400, "BadRequest", "the request body is not valid JSON"))
                 return
         fault = sandbox.faults.match(method, path)
-        self._status = 0
+        self._pending = RequestRecord(
+            method=method,
+            path=path,
+            query=query,
+            content_type=content_type,
+            accept=self.headers.get("Accept", ""),
+            user_agent=self.headers.get("User-Agent", ""),
+            authorization=self.headers.get("Authorization", ""),
+            body=body,
+            fault=fault is not None,
+        )
         try:
             if fault is not None:
                 self._inject(fault)
@@ -257,19 +268,13 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("sandbox: %s %s failed", method, self.path)
             self._send_error(ApiError(500, "InternalError", f"sandbox error: {exc}"))
         finally:
-            sandbox._record(
-                RequestRecord(
-                    method=method,
-                    path=path,
-                    query=query,
-                    content_type=content_type,
-                    accept=self.headers.get("Accept", ""),
-                    user_agent=self.headers.get("User-Agent", ""),
-                    body=body,
-                    status=self._status,
-                    fault=fault is not None,
-                )
-            )
+            self._log_request(0)  # no answer (a dropped connection) is recorded too
+
+    def _log_request(self, status: int) -> None:
+        """Record the request once, before its answer leaves: a client that got it can rely on the record."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self.server.sandbox._record(replace(pending, status=status))
 
     def _inject(self, fault: Fault) -> None:
         if fault.status == 0:
@@ -354,11 +359,11 @@ class _Handler(BaseHTTPRequestHandler):
             return True
 
     def start_stream(self) -> None:
+        self._log_request(200)
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        self._status = 200
 
     def write_chunk(self, data: bytes) -> None:
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
@@ -575,9 +580,6 @@ class Resource:
 
 
 # ------------------------------------------------------------------------------------------- server
-Seeder = Callable[["SandboxServer"], None]
-
-
 class SandboxServer:
     """The embedded cluster. ``bind`` is ``host:port`` (port 0: any free port, kept across restarts).
 
@@ -627,13 +629,9 @@ class SandboxServer:
                 ) from exc
             loaded = True
         if seed and not loaded:
-            from sandbox.seed import SEEDS
+            from sandbox.seed import seeded_state
 
-            try:
-                seeder = SEEDS[seed]
-            except KeyError:
-                raise ValueError(f"unknown seed {seed!r}; known: {', '.join(sorted(SEEDS))}") from None
-            seeder(self)
+            self.store.load(seeded_state(seed))
         self._flushed = -1
 
     # ------------------------------------------------------------------------------------ lifecycle
