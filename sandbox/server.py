@@ -92,6 +92,18 @@ class Faults:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
+        self._hooks: list[Callable[[str, str], None]] = []
+
+    def before(self, hook: Callable[[str, str], None]) -> None:
+        """Call ``hook(method, path)`` before each request is handled (e.g. to race a write)."""
+        with self._lock:
+            self._hooks.append(hook)
+
+    def run_hooks(self, method: str, path: str) -> None:
+        with self._lock:
+            hooks = list(self._hooks)
+        for hook in hooks:
+            hook(method, path)
 
     def add(self, fault: Fault) -> Fault:
         with self._lock:
@@ -111,6 +123,7 @@ class Faults:
     def clear(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._hooks.clear()
 
     def match(self, method: str, path: str) -> Fault | None:
         with self._lock:
@@ -243,6 +256,7 @@ class _Handler(BaseHTTPRequestHandler):
             if method in WRITES:
                 self._send_error(ApiError(400, "BadRequest", "the request body is not valid JSON"))
                 return
+        sandbox.faults.run_hooks(method, path)
         fault = sandbox.faults.match(method, path)
         self._pending = RequestRecord(
             method=method,

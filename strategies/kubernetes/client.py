@@ -169,11 +169,16 @@ class KubeClient:
             return NotFound(f"{message} ({where})")
         if status == 409:
             return ConflictError(f"{message} ({where})")
-        if status in (401, 403):
+        if status == 401:
+            return Forbidden(
+                f"{message} ({where}). The API server rejected the credentials of cluster {self.cluster!r}: "
+                "an "
+                "expired token, or an exec plugin (kubelogin, gke-gcloud-auth-plugin) that is not logged in"
+            )
+        if status == 403:
             return Forbidden(
                 f"{message} ({where}). The credentials of cluster {self.cluster!r} lack this verb; grant the "
-                "RBAC "
-                "rules listed in docs/kubernetes.md#rbac"
+                "RBAC rules listed in docs/kubernetes.md#rbac"
             )
         if status == 429 or status >= 500:
             delay = _retry_after(headers) or (1.0 if status != 503 else 2.0)

@@ -199,7 +199,44 @@ def check_cluster(name: str, cluster: ClusterOptions, environ: Mapping[str, str]
         return f"kubeconfig {path} has no current-context; set clusters.{name}.context to one of {contexts}"
     if wanted not in contexts:
         return f"context {wanted!r} is not in kubeconfig {path}; it has {contexts}"
-    return None
+    return _check_exec_plugin(document, wanted, path, environ)
+
+
+def _check_exec_plugin(
+    document: Mapping[str, Any], context: str, path: Path, environ: Mapping[str, str]
+) -> str | None:
+    """An exec credential plugin (AKS kubelogin, GKE gke-gcloud-auth-plugin) must be installed.
+
+    Without this check the client logs the failure and carries on unauthenticated, and the first rollback
+    fails with a 401 that says nothing about the missing plugin.
+    """
+    import shutil
+
+    ctx = next(
+        (c.get("context") or {} for c in document.get("contexts") or [] if c.get("name") == context), {}
+    )
+    user = next(
+        (u.get("user") or {} for u in document.get("users") or [] if u.get("name") == ctx.get("user")), {}
+    )
+    plugin = user.get("exec") or {}
+    command = plugin.get("command")
+    if not command:
+        return None
+    search = environ.get("PATH", os.defpath)
+    for entry in plugin.get("env") or []:
+        if entry.get("name") == "PATH":
+            search = entry.get("value", search)
+    if os.path.isabs(command) or os.sep in command:
+        found = (path.parent / command).is_file() if not os.path.isabs(command) else Path(command).is_file()
+    else:
+        found = shutil.which(command, path=search) is not None
+    if found:
+        return None
+    hint = {
+        "kubelogin": "AKS: install it with 'az aks install-cli' (or from the kubelogin releases)",
+        "gke-gcloud-auth-plugin": "GKE: install it with 'gcloud components install gke-gcloud-auth-plugin'",
+    }.get(Path(command).name, "install it or fix the kubeconfig's users[].user.exec.command")
+    return f"context {context!r} of {path} uses exec plugin {command!r}, which is not installed; {hint}"
 
 
 def build_api_client(name: str, cluster: ClusterOptions, environ: Mapping[str, str] | None = None) -> Any:
