@@ -360,6 +360,14 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.sandbox.store.lock:
                 self._send(200, traffic_split(self.server.sandbox.store, namespace))
             return
+        if method == "POST" and path.rstrip("/") == "/sandbox/v1/reset":
+            name = (query.get("seed") or ["demo"])[0]
+            try:
+                self.server.sandbox.reset(name)
+            except ValueError as exc:
+                raise ApiError(400, "BadRequest", str(exc)) from exc
+            self._send(200, {"seed": name, "resourceVersion": str(self.server.sandbox.store.rv)})
+            return
         raise ApiError(404, "NotFound", f"unknown sandbox endpoint {path}")
 
     # --------------------------------------------------------------------------------------- watch
@@ -721,6 +729,25 @@ class SandboxServer:
             json.dump(data, handle)
         os.replace(tmp, self.state_file)
         self._flushed = writes
+
+    def reset(self, seed: str = "demo") -> None:
+        """Replace the whole state with seed ``seed`` (``POST /sandbox/v1/reset?seed=NAME`` does the same).
+
+        resourceVersions keep increasing across a reset, so a client's cached versions stay stale, not
+        accidentally current.
+        """
+        from sandbox.seed import seeded_state
+
+        state = seeded_state(seed)
+        with self.store.lock:
+            floor = self.store.rv
+            state["resourceVersion"] = int(state.get("resourceVersion", 0)) + floor
+            for items in state["objects"].values():
+                for obj in items:
+                    meta = obj["metadata"]
+                    meta["resourceVersion"] = str(int(meta.get("resourceVersion", 0)) + floor)
+            self.store.load(state)
+            self.store.writes += 1
 
     # ------------------------------------------------------------------------------------- helpers
     def _record(self, record: RequestRecord) -> None:

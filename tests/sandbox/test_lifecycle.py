@@ -117,3 +117,14 @@ def test_cli_rejects_a_busy_port_and_an_unknown_seed(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 2 and "unknown seed 'nope'; known: demo, empty" in result.stderr
+
+
+def test_reset_restores_the_seed_with_newer_resource_versions(sandbox: SandboxServer) -> None:
+    seed.roll(sandbox.store, "shop", "payments", "registry.local/shop/payments:9.9.9", change_cause="9.9.9")
+    before = sandbox.store.rv
+    request = urllib.request.Request(f"{sandbox.url}/sandbox/v1/reset?seed=demo", method="POST", data=b"")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert json.load(response)["seed"] == "demo"
+    deployment = get(sandbox, "Deployment", "payments")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith("1.5.0")
+    assert int(deployment["metadata"]["resourceVersion"]) > before and sandbox.store.rv > before

@@ -308,3 +308,45 @@ def test_unknown_targets_and_clusters(platform: KubernetesPlatform) -> None:
         platform.describe(t("nope"))
     with pytest.raises(TargetNotFoundError, match=r"cluster 'prod' is not configured .* configured: demo"):
         platform.describe(TargetRef("kubernetes", "prod", "shop", "payments"))
+
+
+def test_argo_rollout_with_a_workload_ref_undoes_the_referenced_deployment(
+    platform: KubernetesPlatform, sandbox: SandboxServer
+) -> None:
+    """The template lives in the Deployment the Rollout references (CONTRACTS.md §5.2)."""
+    source = seed.workload(
+        "Deployment", "legacy", "shop", "registry.local/legacy:1", app="legacy", replicas=0
+    )
+    seed.apply(sandbox.store, source)
+    rollout = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": "legacy-ro", "namespace": "shop"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "legacy"}},
+            "workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "legacy"},
+            "strategy": {"canary": {"steps": [{"setWeight": 50}, {"pause": {}}]}},
+        },
+    }
+    seed.apply(sandbox.store, rollout)
+    seed.roll(sandbox.store, "shop", "legacy", "registry.local/legacy:2", change_cause="2")
+    state = platform.describe(t("legacy-ro"))
+    assert (state.current_revision, state.stable_revision, state.traffic) == (
+        2,
+        1,
+        {"stable": 50, "canary": 50},
+    )
+    calls = platform.revert(t("legacy-ro"))
+    assert [c.path for c in calls] == [
+        "/apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/legacy-ro/status",
+        "/apis/apps/v1/namespaces/shop/deployments/legacy",
+    ]
+    assert get(sandbox, "Deployment", "legacy")["spec"]["template"]["spec"]["containers"][0][
+        "image"
+    ].endswith(":1")
+    state = platform.describe(t("legacy-ro"))
+    assert state.current_revision == state.stable_revision == 3 and state.traffic == {
+        "stable": 100,
+        "canary": 0,
+    }
