@@ -10,7 +10,9 @@ Order: **dependents first**, then what they depend on (the reverse of a deploy).
 keeps its old API working for a release (expand/contract), so an old ``checkout`` against a new
 ``payments`` works, while a new ``checkout`` against an old ``payments`` may call an API that is gone.
 
-A final consistency check confirms each component runs its planned revision and, with a
+A component that cannot revert but can switch (a blue-green Service over two workloads) switches back to
+its other colour instead. A final consistency check confirms each component runs its planned revision
+(or colour) and, with a
 ``wait_timeout``, that it and every component it depends on are ready. An inconsistency fails the
 rollback (someone must look); readiness that does not come in time raises TemporaryError, so the caller
 retries just the check.
@@ -19,6 +21,7 @@ retries just the check.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from strategies.base import (
@@ -31,6 +34,7 @@ from strategies.base import (
     Platform,
     RollbackRequest,
 )
+from strategies.blue_green import choose_color
 from strategies.errors import InvalidRequestError, PermanentError, TargetNotFoundError
 from strategies.undo import apply_step, choose_revision, config_notes, require, revert_step, reverted
 
@@ -102,7 +106,20 @@ class Partial:
                 raise TargetNotFoundError(
                     f"component {component!r} of the rollback set {order} was not found: {exc}"
                 ) from exc
-            require(state, self.requires, self.name, f"component {component} cannot be reverted")
+            if Capability.REVERT not in state.capabilities and Capability.SWITCH in state.capabilities:
+                # A blue-green component (two workloads, one Service) rolls back by switching colour.
+                color = choose_color(state, None)
+                steps.append(
+                    PlanStep(
+                        id=f"switch:{component}:{color}",
+                        action="switch",
+                        target=target,
+                        params={"color": color, "from": state.active_color},
+                        calls=tuple(platform.switch(target, color, dry_run=True)),
+                    )
+                )
+                continue
+            require(state, self.requires, self.name, f"component {component} can neither revert nor switch")
             wanted = request.component_revisions.get(component)
             if wanted is None and component == request.target.name:
                 wanted = request.to_revision
@@ -161,9 +178,13 @@ class Partial:
         """Each reverted component runs its planned template; with a wait_timeout, all are ready."""
         problems: list[str] = []
         timeout = plan.request.wait_timeout
-        rolled = {s.target.name: s for s in plan.steps if s.action == "revert"}
+        rolled = {s.target.name: s for s in plan.steps if s.action in ("revert", "switch")}
         for name, step in rolled.items():
-            if not reverted(platform, step):
+            if step.action == "switch":
+                active = platform.describe(step.target).active_color
+                if active != step.params["color"]:
+                    problems.append(f"{name} has {active} active, not {step.params['color']}")
+            elif not reverted(platform, step):
                 problems.append(f"{name} does not run revision {step.params['revision']}'s template")
         checked_ready: list[str] = []
         if timeout > 0:
@@ -175,4 +196,5 @@ class Partial:
         return {"consistent": not problems, "problems": problems, "ready": checked_ready}
 
     def verify(self, platform: Platform, plan: Plan) -> bool | None:
-        return all(reverted(platform, s) for s in plan.steps if s.action == "revert")
+        quick = replace(plan, request=replace(plan.request, wait_timeout=0.0))
+        return not self.check(platform, quick)["problems"]

@@ -135,11 +135,11 @@ class Undo:
         revision = choose_revision(state, request.to_revision)
         notes = config_notes(state, revision)
         canary = state.traffic.get("canary", 0)
-        if canary and Capability.WEIGHTS in state.capabilities and state.router != "argo":
+        if canary and state.current_revision is not None and state.current_revision == state.stable_revision:
+            # The target's own revision is the stable one: its canary share goes to another workload.
             notes.append(
-                f"{state.target.name} sends {canary}% to a canary workload; undo reverts the stable workload "
-                "only. "
-                "Use progressive to take traffic off the canary"
+                f"{state.target.name} sends {canary}% to a canary workload that undo does not touch; use "
+                "progressive to take traffic off the canary"
             )
         return Plan(self.name, request, (revert_step(platform, state, revision),), tuple(notes))
 

@@ -59,13 +59,13 @@ def pair(kubectl_binary: str, tmp_path: Path) -> Iterator[tuple[Kubectl, Sandbox
     ours = start_sandbox()
     theirs = start_sandbox()
     (tmp_path / "kubectl").mkdir()
+    platform = KubernetesPlatform(
+        clusters={"b": {"kubeconfig": str(ours.write_kubeconfig(tmp_path / "ours"))}}
+    )
     try:
-        platform = KubernetesPlatform(
-            clusters={"b": {"kubeconfig": str(ours.write_kubeconfig(tmp_path / "ours"))}}
-        )
         yield Kubectl(kubectl_binary, theirs, tmp_path / "kubectl"), ours, platform
-        platform.close()
     finally:
+        platform.close()
         ours.stop()
         theirs.stop()
 

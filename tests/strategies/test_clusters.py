@@ -64,8 +64,8 @@ def test_clusters_are_checked_without_contacting_them(tmp_path: Path, kubeconfig
     # No clusters at all: the default kubeconfig ($KUBECONFIG, then ~/.kube/config), checked the same way.
     with pytest.raises(KubernetesConfigError, match=r"clusters.default: kubeconfig .* does not exist"):
         KubernetesPlatform(environ={"KUBECONFIG": str(tmp_path / "missing")})
-    platform = KubernetesPlatform(environ={"KUBECONFIG": str(kubeconfig)})
-    assert platform.describe(TargetRef("kubernetes", "default", "shop", "payments")).current_revision == 2
+    with KubernetesPlatform(environ={"KUBECONFIG": str(kubeconfig)}) as platform:
+        assert platform.describe(TargetRef("kubernetes", "default", "shop", "payments")).current_revision == 2
 
 
 def test_exec_auth_contexts_send_the_plugins_token(sandbox: SandboxServer, tmp_path: Path) -> None:

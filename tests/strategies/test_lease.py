@@ -21,14 +21,24 @@ class Clock:
         return self.now
 
 
-def lock_for(kubeconfig, holder: str, clock: Clock) -> LeaseLock:
-    platform = KubernetesPlatform(clusters={"demo": {"kubeconfig": str(kubeconfig)}}, now=clock)
-    return platform.lock(TARGET, holder, duration=15)
+@pytest.fixture
+def lock_for(kubeconfig):
+    """Locks for several replicas, each with its own platform (its own connection pool), closed afterwards."""
+    platforms: list[KubernetesPlatform] = []
+
+    def make(holder: str, clock: Clock) -> LeaseLock:
+        platform = KubernetesPlatform(clusters={"demo": {"kubeconfig": str(kubeconfig)}}, now=clock)
+        platforms.append(platform)
+        return platform.lock(TARGET, holder, duration=15)
+
+    yield make
+    for platform in platforms:
+        platform.close()
 
 
-def test_one_holder_at_a_time_until_release_or_expiry(kubeconfig, sandbox: SandboxServer) -> None:
+def test_one_holder_at_a_time_until_release_or_expiry(lock_for, sandbox: SandboxServer) -> None:
     clock = Clock()
-    a, b = lock_for(kubeconfig, "reactor-a", clock), lock_for(kubeconfig, "reactor-b", clock)
+    a, b = lock_for("reactor-a", clock), lock_for("reactor-b", clock)
     assert a.acquire() and a.acquire(), "re-acquiring your own lock is fine"
     lease = get(sandbox, "Lease", a.name)
     assert lease["spec"]["holderIdentity"] == "reactor-a" and lease["spec"]["leaseDurationSeconds"] == 15
@@ -46,9 +56,9 @@ def test_one_holder_at_a_time_until_release_or_expiry(kubeconfig, sandbox: Sandb
     assert a.holder_of() is None and a.acquire()
 
 
-def test_context_manager_and_held_error(kubeconfig, sandbox: SandboxServer) -> None:
+def test_context_manager_and_held_error(lock_for, sandbox: SandboxServer) -> None:
     clock = Clock()
-    a, b = lock_for(kubeconfig, "reactor-a", clock), lock_for(kubeconfig, "reactor-b", clock)
+    a, b = lock_for("reactor-a", clock), lock_for("reactor-b", clock)
     with a:
         with pytest.raises(LockHeldError, match="held by 'reactor-a'") as error:
             b.__enter__()
@@ -56,9 +66,9 @@ def test_context_manager_and_held_error(kubeconfig, sandbox: SandboxServer) -> N
     assert b.acquire()
 
 
-def test_a_lost_race_for_an_expired_lease_is_a_clean_no(kubeconfig, sandbox: SandboxServer) -> None:
+def test_a_lost_race_for_an_expired_lease_is_a_clean_no(lock_for, sandbox: SandboxServer) -> None:
     clock = Clock()
-    a, b = lock_for(kubeconfig, "reactor-a", clock), lock_for(kubeconfig, "reactor-b", clock)
+    a, b = lock_for("reactor-a", clock), lock_for("reactor-b", clock)
     assert a.acquire()
     clock.now += 60
     sandbox.faults.conflicts(1, path_contains="/leases/")  # reactor-a's own takeover write won meanwhile

@@ -34,6 +34,7 @@ CASES: list[tuple[str, str, dict[str, Any], str | None, str | None]] = [
     ("blue_green", "recommendations", {}, "service:recommendations", "recommendations"),
     ("partial", "payments", {"components": ("payments",)}, "service:payments", "payments"),
     ("partial", "catalog", {"components": ("catalog",)}, None, None),
+    ("partial", "cart", {"components": ("cart",)}, "service:cart", "cart-blue"),
 ]
 
 
@@ -94,6 +95,13 @@ def test_partial_rolls_back_dependents_first_across_kinds(
     assert outcome.status is OutcomeStatus.SUCCEEDED
     order = [r.path.rsplit("/", 1)[1] for r in writes(sandbox, "/deployments/")]
     assert order == ["frontend", "checkout", "payments"]
+
+
+def test_partial_switches_a_blue_green_component(platform: KubernetesPlatform) -> None:
+    """cart (a blue-green Service) fails: frontend, which depends on it, is reverted; cart switches colour."""
+    request = RollbackRequest(TargetRef("kubernetes", "demo", "shop", "cart"), components=("cart",))
+    plan = STRATEGIES["partial"]().plan(platform, request)
+    assert [s.id for s in plan.steps] == ["revert:frontend:1", "switch:cart:blue", "check:cart:frontend,cart"]
 
 
 def test_partial_with_a_policy_graph_and_readiness(platform: KubernetesPlatform) -> None:
