@@ -130,15 +130,15 @@ def run_case(
         strategy = STRATEGIES[case.strategy]()
         plan = strategy.plan(platform, RollbackRequest(target, **case.request))
         ctx = MemoryContext(sleep=lambda _seconds: None)
-        before = len(kube.requests)
+        before, before_writes = kube.request_count, kube.write_count
         start = time.perf_counter()
         outcome = strategy.execute(platform, plan, ctx)
         verified = strategy.verify(platform, plan)
         elapsed = time.perf_counter() - start
         if outcome.status is not OutcomeStatus.SUCCEEDED or not verified:
             raise SystemExit(f"{case.strategy} on {case.target} did not succeed: {outcome}")
-        made = kube.requests[before:]
-        samples.append(Sample(elapsed, len(made), sum(1 for m, _p in made if m != "GET"), len(plan.steps)))
+        made, written = kube.request_count - before, kube.write_count - before_writes
+        samples.append(Sample(elapsed, made, written, len(plan.steps)))
         if (number + 1) % max(1, repeat // 4) == 0 or number + 1 == repeat:
             progress(f"  {case.strategy:<12} {case.target:<16} {number + 1}/{repeat}")
     return samples

@@ -8,7 +8,7 @@ keep-alive (the Python client pools connections); watch streams are chunked.
 Test hooks: :attr:`SandboxServer.faults` answers chosen requests with an error or drops the connection
 (409 storms, an unavailable server), :meth:`SandboxServer.stop` / :meth:`SandboxServer.start` take the
 server away and bring it back on the same port with the same state, and :attr:`SandboxServer.requests`
-records every request for assertions and benchmarks.
+records recent requests for assertions (a bounded log).
 
     with SandboxServer(seed="demo") as server:
         server.write_kubeconfig(tmp / "kubeconfig")
@@ -26,6 +26,7 @@ import socket
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -621,6 +622,7 @@ class SandboxServer:
         clock: Callable[[], float] = time.time,
         flush_interval: float = 0.2,
         record_requests: bool = True,
+        request_log: int = 20000,
     ) -> None:
         host, _, port = bind.rpartition(":")
         if not host or not port.isdigit():
@@ -630,7 +632,8 @@ class SandboxServer:
         self.controllers = Controllers(self.store, ready_delay=ready_delay)
         self.faults = Faults()
         self.record_requests = record_requests
-        self.requests: list[RequestRecord] = []
+        #: The most recent requests (bounded: a long-running sandbox must not grow without end).
+        self.requests: deque[RequestRecord] = deque(maxlen=request_log)
         self._requests_lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._stopping = threading.Event()

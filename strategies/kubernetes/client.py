@@ -79,8 +79,9 @@ class KubeClient:
         self.api = api_client
         self.cluster = cluster
         self.timeout = timeout
-        #: Every request made, as (method, path): the benchmark and tests count them.
-        self.requests: list[tuple[str, str]] = []
+        #: Requests made, and how many of them were writes (counters only: a reactor runs for months).
+        self.request_count = 0
+        self.write_count = 0
 
     @property
     def host(self) -> str:
@@ -104,7 +105,9 @@ class KubeClient:
             headers["Content-Type"] = content_type
         elif body is not None:
             headers["Content-Type"] = "application/json"
-        self.requests.append((method, path))
+        self.request_count += 1
+        if method != "GET":
+            self.write_count += 1
         try:
             _method, url, header_params, serialized, _post = self.api.param_serialize(
                 method=method,
