@@ -159,7 +159,7 @@ def parse_options(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None =
         raise KubernetesConfigError(
             "invalid kubernetes platform options:\n"
             + "\n".join(problems)
-            + "\nSee docs/kubernetes.md#clusters"
+            + "\nSee docs/kubernetes.md#clusters-aks-and-gke"
         )
     return options
 

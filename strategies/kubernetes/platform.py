@@ -168,7 +168,13 @@ class KubernetesPlatform:
                         f"cluster {cluster!r} is not configured for the kubernetes platform; configured: "
                         f"{', '.join(sorted(self._clusters))} (platforms.kubernetes.clusters)"
                     )
-                api = self._factory(cluster, options)
+                try:
+                    api = self._factory(cluster, options)
+                except Exception as exc:  # e.g. the client's ConfigException: never past this boundary
+                    raise PermanentError(
+                        f"cannot set up the client of cluster {cluster!r}: {exc}. Check its kubeconfig and "
+                        "context (docs/kubernetes.md#clusters-aks-and-gke)"
+                    ) from exc
                 self._clients[cluster] = KubeClient(api, cluster=cluster, timeout=options.request_timeout)
             return self._clients[cluster]
 

@@ -141,3 +141,23 @@ def test_per_target_options_override_annotations(sandbox: SandboxServer, kubecon
         state = platform.describe(TargetRef("kubernetes", "demo", "shop", "catalog"))
     assert state.router == "replicas" and state.traffic == {"stable": 67, "canary": 33}
     assert state.dependencies == {"catalog": ("reviews",)} and state.components == ("catalog",)
+
+
+def test_a_kubeconfig_the_client_cannot_load_is_a_permanent_error(tmp_path: Path) -> None:
+    """Valid YAML with the context present, but no usable cluster entry: fails at first use, wrapped."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [],
+        "users": [{"name": "u", "user": {}}],
+        "contexts": [{"name": "c", "context": {"cluster": "missing", "user": "u"}}],
+        "current-context": "c",
+    }
+    (tmp_path / "kubeconfig").write_text(json.dumps(config))
+    from strategies import PermanentError
+
+    with (
+        KubernetesPlatform(clusters={"c": {"kubeconfig": str(tmp_path / "kubeconfig")}}) as platform,
+        pytest.raises(PermanentError, match="cannot set up the client of cluster 'c'"),
+    ):
+        platform.describe(TargetRef("kubernetes", "c", "shop", "payments"))
