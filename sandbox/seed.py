@@ -6,10 +6,10 @@ has two revisions, so every strategy has somewhere to go back to:
 - ``payments``: Deployment; revision 2 also edited ConfigMap ``payments-config`` in place (snapshots of
   both revisions exist): ``undo`` brings the config back too.
 - ``checkout``: Deployment depending on ``payments``, ConfigMap ``checkout-config``: ``partial``.
-- ``frontend``: canary pair ``frontend`` / ``frontend-canary``, Istio VirtualService 80/20: ``progressive``.
-- ``catalog``: canary pair, NGINX canary Ingress at 30 %: ``progressive``.
-- ``reviews``: canary pair, Gateway API HTTPRoute at 70/30: ``progressive``.
-- ``inventory``: canary pair behind one Service, 3 + 1 replicas (replica ratio): ``progressive``.
+- ``frontend``: canary pair ``frontend`` / ``frontend-canary``, Istio VirtualService 40/60: ``progressive``.
+- ``catalog``: canary pair, NGINX canary Ingress at 60 %: ``progressive``.
+- ``reviews``: canary pair, Gateway API HTTPRoute at 40/60: ``progressive``.
+- ``inventory``: canary pair behind one Service, 2 + 2 replicas (replica ratio): ``progressive``.
 - ``cart``: Service ``cart`` switching ``cart-blue`` / ``cart-green`` (green active): ``blue_green``.
 - ``search``: Argo Rollout, canary at 25 % through Istio (Argo owns the weights): ``undo`` (abort + undo),
   ``progressive`` (one step to 0).
@@ -265,7 +265,7 @@ def seed_demo(store: Store) -> None:
     snapshot(store, ns, "checkout")
     apply(store, service("checkout", ns, {"app": "checkout"}))
 
-    # frontend: Istio canary pair, 80/20.
+    # frontend: Istio canary pair, the canary at 60 % (every default step applies: 50, 20, 0).
     _pair(
         store,
         ns,
@@ -295,9 +295,9 @@ def seed_demo(store: Store) -> None:
             },
         },
     )
-    apply(store, _virtual_service(ns, "frontend", [("frontend", "stable", 80), ("frontend", "canary", 20)]))
+    apply(store, _virtual_service(ns, "frontend", [("frontend", "stable", 40), ("frontend", "canary", 60)]))
 
-    # catalog: NGINX canary Ingress at 30.
+    # catalog: NGINX canary Ingress at 60.
     _pair(
         store,
         ns,
@@ -308,9 +308,9 @@ def seed_demo(store: Store) -> None:
         canary_service=True,
     )
     apply(store, _ingress(ns, "catalog", "catalog", canary_weight=None))
-    apply(store, _ingress(ns, "catalog-canary", "catalog-canary", canary_weight=30))
+    apply(store, _ingress(ns, "catalog-canary", "catalog-canary", canary_weight=60))
 
-    # reviews: Gateway API HTTPRoute 70/30.
+    # reviews: Gateway API HTTPRoute 40/60.
     _pair(
         store,
         ns,
@@ -332,8 +332,8 @@ def seed_demo(store: Store) -> None:
                 "rules": [
                     {
                         "backendRefs": [
-                            {"name": "reviews", "port": 80, "weight": 70},
-                            {"name": "reviews-canary", "port": 80, "weight": 30},
+                            {"name": "reviews", "port": 80, "weight": 40},
+                            {"name": "reviews-canary", "port": 80, "weight": 60},
                         ]
                     }
                 ],
@@ -341,7 +341,7 @@ def seed_demo(store: Store) -> None:
         },
     )
 
-    # inventory: no router, replica ratio 3:1 behind one Service.
+    # inventory: no router, replica ratio 2:2 behind one Service.
     _pair(
         store,
         ns,
@@ -349,7 +349,8 @@ def seed_demo(store: Store) -> None:
         ("0.9.0", "1.0.0"),
         "1.1.0",
         annotations={names.ROUTER: "replicas"},
-        stable_replicas=3,
+        stable_replicas=2,
+        canary_replicas=2,
     )
 
     # cart: blue-green Service pair, green (new) active.

@@ -92,7 +92,7 @@ def test_typed_client_models_accept_our_objects(kubeconfig: Path) -> None:
         vs = custom.get_namespaced_custom_object(
             "networking.istio.io", "v1", "shop", "virtualservices", "frontend"
         )
-        assert [r["weight"] for r in vs["spec"]["http"][0]["route"]] == [80, 20]
+        assert [r["weight"] for r in vs["spec"]["http"][0]["route"]] == [40, 60]
 
 
 def test_patches_through_the_client(sandbox: SandboxServer, kubeconfig: Path) -> None:
@@ -205,7 +205,7 @@ def test_field_selector_and_table(sandbox: SandboxServer) -> None:
         "Age",
     ]
     row = next(r for r in table["rows"] if r["cells"][0] == "inventory")
-    assert row["cells"][1] == "3/3"
+    assert row["cells"][1] == "2/2"
     assert (
         row["object"]["kind"] == "PartialObjectMetadata" and row["object"]["metadata"]["namespace"] == "shop"
     )
@@ -257,9 +257,9 @@ def test_watch_streams_changes(sandbox: SandboxServer, kubeconfig: Path) -> None
 def test_traffic_endpoint(sandbox: SandboxServer) -> None:
     _, _, split = http(sandbox, "GET", "/sandbox/v1/traffic?namespace=shop")
     frontend = split["namespaces"]["shop"]["virtualservice:frontend"]["backends"]
-    assert [(b["workload"], b["weight"]) for b in frontend] == [("frontend", 80.0), ("frontend-canary", 20.0)]
+    assert [(b["workload"], b["weight"]) for b in frontend] == [("frontend-canary", 60.0), ("frontend", 40.0)]
     catalog = split["namespaces"]["shop"]["ingress:catalog"]["backends"]
-    assert [(b["workload"], b["weight"]) for b in catalog] == [("catalog", 70.0), ("catalog-canary", 30.0)]
+    assert [(b["workload"], b["weight"]) for b in catalog] == [("catalog-canary", 60.0), ("catalog", 40.0)]
 
 
 @pytest.mark.parametrize("status", [409, 503])

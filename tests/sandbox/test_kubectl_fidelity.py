@@ -75,7 +75,7 @@ def test_get_deployments(pair) -> None:
     table = kubectl("get", "deployments").stdout.splitlines()
     assert table[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
     assert {line.split()[0] for line in table[1:]} >= {"payments", "checkout", "frontend", "frontend-canary"}
-    assert next(line for line in table if line.startswith("inventory ")).split()[1:4] == ["3/3", "3", "3"]
+    assert next(line for line in table if line.startswith("inventory ")).split()[1:4] == ["2/2", "2", "2"]
     everywhere = kubectl("get", "deployments", "-A").stdout.splitlines()
     assert everywhere[0].split()[:2] == ["NAMESPACE", "NAME"] and everywhere[1].startswith("shop ")
     revision = kubectl(

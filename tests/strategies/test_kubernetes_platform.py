@@ -47,10 +47,10 @@ def test_describe_a_plain_deployment_with_config_snapshots(platform: KubernetesP
 @pytest.mark.parametrize(
     ("name", "router", "traffic"),
     [
-        ("frontend", "istio", {"stable": 80, "canary": 20}),
-        ("catalog", "nginx", {"stable": 70, "canary": 30}),
-        ("reviews", "gateway", {"stable": 70, "canary": 30}),
-        ("inventory", "replicas", {"stable": 75, "canary": 25}),
+        ("frontend", "istio", {"stable": 40, "canary": 60}),
+        ("catalog", "nginx", {"stable": 40, "canary": 60}),
+        ("reviews", "gateway", {"stable": 40, "canary": 60}),
+        ("inventory", "replicas", {"stable": 50, "canary": 50}),
         ("search", "argo", {"stable": 75, "canary": 25}),
     ],
 )
@@ -183,11 +183,13 @@ def test_set_weights_on_each_router(
 
 
 def test_replica_ratio_keeps_the_total(platform: KubernetesPlatform, sandbox: SandboxServer) -> None:
-    platform.set_weights(t("inventory"), {"stable": 50, "canary": 50})
+    assert platform.set_weights(t("inventory"), {"stable": 50, "canary": 50}) == [], "2 + 2 is 50/50 already"
+    platform.set_weights(t("inventory"), {"stable": 80, "canary": 20})
     assert (
         get(sandbox, "Deployment", "inventory")["spec"]["replicas"],
         get(sandbox, "Deployment", "inventory-canary")["spec"]["replicas"],
-    ) == (2, 2)
+    ) == (3, 1), "20 % of 4 pods is the nearest reachable split: 1 pod"
+    assert platform.describe(t("inventory")).traffic == {"stable": 75, "canary": 25}
     calls = platform.set_weights(t("inventory"), {"stable": 100, "canary": 0})
     assert [c.path.rsplit("/", 1)[1] for c in calls] == ["inventory", "inventory-canary"], (
         "stable scales up first"
