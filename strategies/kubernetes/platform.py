@@ -440,7 +440,8 @@ class KubernetesPlatform:
     def _revisions(
         self, kube: KubeClient, namespace: str, binding: Binding, history: list[tuple[int, dict]]
     ) -> tuple[Revision, ...]:
-        index = self._snapshot_index(kube, namespace, binding.name)
+        references = any(snapshots.referenced_config(rs["spec"]["template"]) for _n, rs in history)
+        index = self._snapshot_index(kube, namespace, binding.name) if references else {}
         out = []
         for number, rs in history:
             template = names.normalized(names.strip_label(rs["spec"]["template"], binding.hash_label))
