@@ -10,7 +10,7 @@ from strategies.base import Health, PlanStep, TargetRef
 
 
 class MemoryContext:
-    """Progress kept in a dict; health from a callable (healthy by default); real sleeping unless replaced."""
+    """Progress in a dict; stable health (HEALTHY) and canary health (UNKNOWN) from callables; real sleep."""
 
     def __init__(
         self,
