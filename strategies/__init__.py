@@ -25,8 +25,10 @@ from strategies.base import (
     TargetRef,
     TargetState,
 )
+from strategies.blue_green import BlueGreen
 from strategies.errors import (
     ConflictError,
+    InvalidRequestError,
     NoPreviousRevisionError,
     PermanentError,
     PlatformError,
@@ -35,16 +37,19 @@ from strategies.errors import (
     TemporaryError,
     UnsupportedError,
 )
+from strategies.partial import Partial
+from strategies.progressive import Progressive, validate_steps
 from strategies.undo import Undo
 
 #: The one strategy registry: name -> class. Config validation derives its allowed names from here.
-STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Undo,)}
+STRATEGIES: dict[str, type[Strategy]] = {cls.name: cls for cls in (Undo, BlueGreen, Progressive, Partial)}
 
 #: The one platform registry: name -> (import path, pip extra that provides its SDK or None).
 PLATFORMS: dict[str, tuple[str, str | None]] = {
     "dry-run": ("strategies.dryrun:DryRunPlatform", None),
     "ecs": ("strategies.ecs:EcsPlatform", "ecs"),
     "swarm": ("strategies.swarm:SwarmPlatform", "swarm"),
+    "kubernetes": ("strategies.kubernetes.platform:KubernetesPlatform", None),
 }
 
 
@@ -71,6 +76,7 @@ __all__ = [
     "ConflictError",
     "ExecutionContext",
     "Health",
+    "InvalidRequestError",
     "NoPreviousRevisionError",
     "Outcome",
     "OutcomeStatus",
@@ -89,4 +95,5 @@ __all__ = [
     "TemporaryError",
     "UnsupportedError",
     "load_platform",
+    "validate_steps",
 ]

@@ -117,6 +117,15 @@ class TargetState:
     ready_replicas: int | None = None
     capabilities: frozenset[Capability] = frozenset()
     details: Mapping[str, Any] = field(default_factory=dict)
+    #: Component -> the components it depends on, as the platform knows them (e.g. from annotations);
+    #: ``partial`` uses the request's graph first and fills gaps from here.
+    dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Blue-green colours that map onto this target's revisions (Argo Rollouts: ReplicaSet hash ->
+    #: revision), so a switch can be followed by a matching revert. Empty for two separate workloads.
+    color_revisions: Mapping[str, int] = field(default_factory=dict)
+    #: False when ``set_weights`` can only jump to 0 (another controller, e.g. Argo Rollouts, owns the
+    #: weights); ``progressive`` then plans a single step and says why.
+    gradual_weights: bool = True
 
     def revision(self, number: int) -> Revision | None:
         return next((r for r in self.revisions if r.number == number), None)
@@ -144,6 +153,10 @@ class TargetState:
             "desired_replicas": self.desired_replicas,
             "ready_replicas": self.ready_replicas,
             "capabilities": sorted(c.value for c in self.capabilities),
+            "dependencies": {k: list(v) for k, v in self.dependencies.items()},
+            "color_revisions": dict(self.color_revisions),
+            "gradual_weights": self.gradual_weights,
+            "details": dict(self.details),
         }
 
 
@@ -202,6 +215,10 @@ class RollbackRequest:
     step_interval: float = 0.0
     #: Skip the gradual path (critical signal): progressive jumps straight to 0.
     critical: bool = False
+    #: For ``partial``: revision per component (default: each component's previous revision).
+    component_revisions: Mapping[str, int] = field(default_factory=dict)
+    #: For ``blue_green``: the colour to make active (default: the only other one).
+    to_color: str | None = None
 
 
 @dataclass(frozen=True)
@@ -278,6 +295,9 @@ class ExecutionContext(Protocol):
         """Health of the stable side, asked between progressive steps."""
         ...
 
+    # Optional: ``canary_health(target) -> Health``. Contexts that have it let ``progressive`` jump
+    # straight to 0 when the canary turns CRITICAL mid-way (see :func:`canary_health`).
+
     def stop_requested(self) -> str | None:
         """A reason to stop now (e.g. the alert resolved), or None."""
         ...
@@ -296,6 +316,12 @@ class Strategy(Protocol):
     def execute(self, platform: Platform, plan: Plan, ctx: ExecutionContext) -> Outcome: ...
 
     def verify(self, platform: Platform, plan: Plan) -> bool | None: ...
+
+
+def canary_health(ctx: ExecutionContext, target: TargetRef) -> Health:
+    """The context's ``canary_health`` if it has one (an optional extension), else UNKNOWN."""
+    probe = getattr(ctx, "canary_health", None)
+    return probe(target) if callable(probe) else Health.UNKNOWN
 
 
 def template_fingerprint(template: Mapping[str, Any]) -> str:

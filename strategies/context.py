@@ -10,17 +10,19 @@ from strategies.base import Health, PlanStep, TargetRef
 
 
 class MemoryContext:
-    """Progress kept in a dict; health from a callable (healthy by default); real sleeping unless replaced."""
+    """Progress in a dict; stable health (HEALTHY) and canary health (UNKNOWN) from callables; real sleep."""
 
     def __init__(
         self,
         health: Callable[[TargetRef], Health] | None = None,
         stop: Callable[[], str | None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        canary: Callable[[TargetRef], Health] | None = None,
     ) -> None:
         self.results: dict[str, Mapping[str, Any]] = {}
         self.events: list[tuple[str, str]] = []
         self._health = health or (lambda _target: Health.HEALTHY)
+        self._canary = canary or (lambda _target: Health.UNKNOWN)
         self._stop = stop or (lambda: None)
         self._sleep = sleep
 
@@ -36,6 +38,9 @@ class MemoryContext:
 
     def stable_health(self, target: TargetRef) -> Health:
         return self._health(target)
+
+    def canary_health(self, target: TargetRef) -> Health:
+        return self._canary(target)
 
     def stop_requested(self) -> str | None:
         return self._stop()

@@ -11,7 +11,8 @@ The split that matters to callers is whether retrying can help::
     │   ├── TargetNotFoundError   the workload does not exist
     │   ├── NoPreviousRevisionError
     │   ├── RevisionNotFoundError
-    │   └── UnsupportedError      the platform or target cannot do this (no router, no colours)
+    │   ├── UnsupportedError      the platform or target cannot do this (no router, no colours)
+    │   └── InvalidRequestError   the request itself is wrong (weights not summing to 100, bad steps)
     └── TemporaryError(delay)     retry after ``delay`` seconds: API server down, 5xx, throttling
         └── ConflictError         a write lost a resourceVersion race; re-read and try again
 """
@@ -41,6 +42,10 @@ class RevisionNotFoundError(PermanentError):
 
 class UnsupportedError(PermanentError):
     """The target lacks what the operation needs (a traffic router, a second colour, a history)."""
+
+
+class InvalidRequestError(PermanentError, ValueError):
+    """The rollback request is malformed (e.g. progressive steps that do not decrease)."""
 
 
 class TemporaryError(PlatformError):

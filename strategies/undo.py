@@ -16,7 +16,7 @@ from strategies.base import (
     TargetState,
     template_fingerprint,
 )
-from strategies.errors import NoPreviousRevisionError, RevisionNotFoundError
+from strategies.errors import NoPreviousRevisionError, RevisionNotFoundError, UnsupportedError
 
 
 def choose_revision(state: TargetState, wanted: int | None) -> int:
@@ -30,6 +30,32 @@ def choose_revision(state: TargetState, wanted: int | None) -> int:
     if previous is None:
         raise NoPreviousRevisionError(f"{state.target} has no previous revision to roll back to")
     return previous
+
+
+def require(state: TargetState, needed: frozenset[Capability], strategy: str, hint: str = "") -> None:
+    """Raise UnsupportedError naming what ``state.target`` lacks for ``strategy``."""
+    missing = needed - state.capabilities
+    if missing:
+        have = ", ".join(sorted(c.value for c in state.capabilities)) or "none"
+        raise UnsupportedError(
+            f"strategy {strategy} needs {', '.join(sorted(c.value for c in missing))} on {state.target}, "
+            "which "
+            f"offers {have}" + (f"; {hint}" if hint else "")
+        )
+
+
+def config_notes(state: TargetState, revision: int) -> list[str]:
+    """Plan notes for referenced config that has no snapshot (it will stay as it is now)."""
+    rev = state.revision(revision)
+    if rev is None:
+        return []
+    return [
+        f"{state.target.name}: revision {revision} references {ref} but no snapshot of it exists; its "
+        "current "
+        "content stays (take snapshots when deploying, docs/kubernetes.md#config-snapshots)"
+        for ref, snapshot in sorted(rev.config.items())
+        if snapshot is None
+    ]
 
 
 def revert_step(platform: Platform, state: TargetState, revision: int) -> PlanStep:
@@ -87,8 +113,12 @@ def apply_step(platform: Platform, step: PlanStep) -> list:
             return []
         return platform.revert(step.target, step.params["revision"])
     if step.action == "weights":
+        if dict(platform.describe(step.target).traffic) == dict(step.params["weights"]):
+            return []
         return platform.set_weights(step.target, step.params["weights"])
     if step.action == "switch":
+        if platform.describe(step.target).active_color == step.params["color"]:
+            return []
         return platform.switch(step.target, step.params["color"])
     raise ValueError(f"unknown step action {step.action!r}")
 
@@ -101,8 +131,17 @@ class Undo:
 
     def plan(self, platform: Platform, request: RollbackRequest) -> Plan:
         state = platform.describe(request.target)
+        require(state, self.requires, self.name, "a blue-green pair of workloads rolls back with blue_green")
         revision = choose_revision(state, request.to_revision)
-        return Plan(self.name, request, (revert_step(platform, state, revision),))
+        notes = config_notes(state, revision)
+        canary = state.traffic.get("canary", 0)
+        if canary and state.current_revision is not None and state.current_revision == state.stable_revision:
+            # The target's own revision is the stable one: its canary share goes to another workload.
+            notes.append(
+                f"{state.target.name} sends {canary}% to a canary workload that undo does not touch; use "
+                "progressive to take traffic off the canary"
+            )
+        return Plan(self.name, request, (revert_step(platform, state, revision),), tuple(notes))
 
     def execute(self, platform: Platform, plan: Plan, ctx: ExecutionContext) -> Outcome:
         return run_steps(platform, plan, ctx)
