@@ -83,16 +83,12 @@ def sandbox(in_process: bool, workdir: Path) -> Iterator[tuple[str, Path]]:
         return
     command = [sys.executable, "-m", "reactor", "sandbox", "--bind", f"127.0.0.1:{port}"]
     command += ["--kubeconfig-out", str(kubeconfig), "--seed", "demo"]
-    process = subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
         while not kubeconfig.exists():
             if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(
-                    f"the sandbox did not start: {process.stderr.read() if process.stderr else ''}"
-                )
+                raise SystemExit(f"the sandbox did not start: {process.stderr.read() if process.stderr else ''}")
             time.sleep(0.05)
         yield f"http://127.0.0.1:{port}", kubeconfig
     finally:
@@ -114,9 +110,7 @@ class Sample:
     steps: int
 
 
-def run_case(
-    case: Case, platform: Any, url: str, repeat: int, progress: Callable[[str], None]
-) -> list[Sample]:
+def run_case(case: Case, platform: Any, url: str, repeat: int, progress: Callable[[str], None]) -> list[Sample]:
     from strategies import STRATEGIES, OutcomeStatus, RollbackRequest, TargetRef
     from strategies.context import MemoryContext
 
@@ -152,9 +146,7 @@ def time_kubectl_undo(kubeconfig: Path, url: str, repeat: int, workdir: Path) ->
         return None
     cache = workdir / "kubectl-cache"
     command = [kubectl, "--kubeconfig", str(kubeconfig), "--cache-dir", str(cache), "-n", "shop"]
-    subprocess.run(
-        [*command, "get", "deployments"], capture_output=True, check=True, timeout=60
-    )  # warm discovery
+    subprocess.run([*command, "get", "deployments"], capture_output=True, check=True, timeout=60)  # warm discovery
     times = []
     for _ in range(repeat):
         reset(url)
@@ -184,11 +176,7 @@ def machine_notes(load_before: tuple[float, ...]) -> str:
 def write_section(body: str, path: Path = RESULTS) -> None:
     begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
     block = f"{begin}\n{body.rstrip()}\n{end}\n"
-    text = (
-        path.read_text()
-        if path.exists()
-        else "# Benchmark results\n\nEach section is rewritten by its script.\n\n"
-    )
+    text = path.read_text() if path.exists() else "# Benchmark results\n\nEach section is rewritten by its script.\n\n"
     if begin in text and end in text:
         head, rest = text.split(begin, 1)
         _, tail = rest.split(end, 1)
@@ -216,9 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"sandbox at {url} ({mode}); {args.repeat} repetitions per strategy", flush=True)
             with KubernetesPlatform(clusters={"bench": {"kubeconfig": str(kubeconfig)}}) as platform:
                 for index, case in enumerate(CASES, 1):
-                    print(
-                        f"[{index}/{len(CASES)}] {case.strategy} on {case.target} ({case.shape})", flush=True
-                    )
+                    print(f"[{index}/{len(CASES)}] {case.strategy} on {case.target} ({case.shape})", flush=True)
                     samples = run_case(case, platform, url, args.repeat, lambda line: print(line, flush=True))
                     rows.append((case, samples))
             print("kubectl rollout undo deployment/payments, for scale", flush=True)
@@ -227,8 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     undo_median = statistics.median(s.seconds for s in rows[0][1])
     lines = [
-        "## Rollback strategies on the sandbox (`python -m benchmarks.strategies_sandbox --repeat "
-        f"{args.repeat}`)",
+        f"## Rollback strategies on the sandbox (`python -m benchmarks.strategies_sandbox --repeat {args.repeat}`)",
         "",
         machine_notes(load_before),
         f"Sandbox: `smart-rollback sandbox` in a {mode}, reset to the demo seed before each repetition; one "
@@ -237,8 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         "`verify()`; waits excluded (`step_interval` sleeps no-op, `wait_timeout` 0). Requests = every HTTP "
         "request of execute+verify (reads included); writes = POST/PUT/PATCH among them.",
         "",
-        "| strategy | target | what happens | plan steps | requests | writes | median ms | p95 ms | vs undo "
-        "|",
+        "| strategy | target | what happens | plan steps | requests | writes | median ms | p95 ms | vs undo |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for case, samples in rows:

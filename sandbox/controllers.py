@@ -98,10 +98,7 @@ def _fnv32a(data: bytes) -> int:
 
 def template_hash(template: Mapping[str, Any], collision_count: int = 0) -> str:
     """A ``pod-template-hash``-shaped value: FNV-32a, digits mapped like Go's SafeEncodeString."""
-    data = (
-        json.dumps(normalized(without_hash(template)), sort_keys=True).encode()
-        + str(collision_count).encode()
-    )
+    data = json.dumps(normalized(without_hash(template)), sort_keys=True).encode() + str(collision_count).encode()
     digits = str(_fnv32a(data))
     return "".join(_SAFE_ALPHABET[ord(d) % len(_SAFE_ALPHABET)] for d in digits)
 
@@ -172,9 +169,7 @@ def _check_template(rtype: ResourceType, obj: Obj, *, require_template: bool = T
     if not isinstance(spec, dict):
         raise invalid(rtype, name, "spec: Required value")
     selector = spec.get("selector")
-    if not isinstance(selector, dict) or not (
-        selector.get("matchLabels") or selector.get("matchExpressions")
-    ):
+    if not isinstance(selector, dict) or not (selector.get("matchLabels") or selector.get("matchExpressions")):
         raise invalid(rtype, name, "spec.selector: Required value")
     template = spec.get("template")
     if template is None and not require_template:
@@ -186,8 +181,7 @@ def _check_template(rtype: ResourceType, obj: Obj, *, require_template: bool = T
         raise invalid(
             rtype,
             name,
-            f"spec.template.metadata.labels: Invalid value: {labels!r}: `selector` does not match template "
-            "`labels`",
+            f"spec.template.metadata.labels: Invalid value: {labels!r}: `selector` does not match template `labels`",
         )
     containers = (template.get("spec") or {}).get("containers")
     if not containers or not all(isinstance(c, dict) and c.get("name") for c in containers):
@@ -260,11 +254,7 @@ def admit_weights(store: Store, rtype: ResourceType, obj: Obj, old: Obj | None) 
         weight = entry.get("weight")
         if weight is None:
             continue
-        if (
-            not isinstance(weight, int)
-            or isinstance(weight, bool)
-            or not 0 <= weight <= (100 if routes else 1000000)
-        ):
+        if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= (100 if routes else 1000000):
             raise invalid(rtype, name, f"weight {weight!r} is not in range 0..100")
     return obj
 
@@ -377,9 +367,7 @@ class Controllers:
                     self._sync_rs_status(namespace, ref["name"])
         if event.rtype == DEPLOYMENTS.id and event.type != "DELETED":
             # A Rollout with a workloadRef takes its template from this Deployment.
-            for rollout in store.scan(
-                ROLLOUTS, namespace, lambda r: bool((r.get("spec") or {}).get("workloadRef"))
-            ):
+            for rollout in store.scan(ROLLOUTS, namespace, lambda r: bool((r.get("spec") or {}).get("workloadRef"))):
                 ref = (rollout.get("spec") or {}).get("workloadRef") or {}
                 if ref.get("kind") == "Deployment" and ref.get("name") == name:
                     self.sync_rollout(namespace, rollout["metadata"]["name"])
@@ -392,9 +380,7 @@ class Controllers:
             if ref.get("kind") == "Deployment":
                 if self.store.find(DEPLOYMENTS, namespace, ref["name"]) is not None:
                     self.sync_deployment(namespace, ref["name"])
-            elif (
-                ref.get("kind") == "Rollout" and self.store.find(ROLLOUTS, namespace, ref["name"]) is not None
-            ):
+            elif ref.get("kind") == "Rollout" and self.store.find(ROLLOUTS, namespace, ref["name"]) is not None:
                 self.sync_rollout(namespace, ref["name"])
 
     # ------------------------------------------------------------------------------ ReplicaSets, pods
@@ -451,12 +437,8 @@ class Controllers:
             return
         pods = self._owned_pods(rs)
         want = rs["spec"].get("replicas", 1)
-        workload = next(
-            (r["name"] for r in rs["metadata"].get("ownerReferences") or [] if r.get("controller")), name
-        )
-        for pod in sorted(pods, key=lambda p: (self._pod_ready(p), p["metadata"]["name"]))[
-            : max(0, len(pods) - want)
-        ]:
+        workload = next((r["name"] for r in rs["metadata"].get("ownerReferences") or [] if r.get("controller")), name)
+        for pod in sorted(pods, key=lambda p: (self._pod_ready(p), p["metadata"]["name"]))[: max(0, len(pods) - want)]:
             store.delete(PODS, namespace, pod["metadata"]["name"])
         for _ in range(max(0, want - len(pods))):
             template = copy.deepcopy(rs["spec"]["template"])
@@ -474,9 +456,7 @@ class Controllers:
             }
             delayed = self.ready_delay > 0 or (namespace, workload) in self._held
             if delayed:
-                new_pod["metadata"]["annotations"][READY_AT] = rfc3339(
-                    store.clock() + self.ready_delay, micro=True
-                )
+                new_pod["metadata"]["annotations"][READY_AT] = rfc3339(store.clock() + self.ready_delay, micro=True)
             created = store.create(PODS, namespace, new_pod)
             created["status"] = self._pod_status(created, ready=not delayed)
             store.replace(PODS, namespace, created["metadata"]["name"], created, subresource="status")
@@ -545,9 +525,7 @@ class Controllers:
         store = self.store
         namespace, spec = deploy["metadata"]["namespace"], deploy["spec"]
         max_revision = max((revision_of(rs) for rs in owned), default=0)
-        copied = {
-            k: v for k, v in (deploy["metadata"].get("annotations") or {}).items() if k not in SKIP_COPY
-        }
+        copied = {k: v for k, v in (deploy["metadata"].get("annotations") or {}).items() if k not in SKIP_COPY}
         surge = spec["replicas"] + _max_surge(spec)
         if new_rs is None:
             collision = 0
@@ -611,11 +589,7 @@ class Controllers:
         owned = self._owned_replicasets(deploy)
         statuses = [rs.get("status") or {} for rs in owned]
         new_status = next(
-            (
-                rs.get("status") or {}
-                for rs in owned
-                if new_rs and rs["metadata"]["uid"] == new_rs["metadata"]["uid"]
-            ),
+            (rs.get("status") or {} for rs in owned if new_rs and rs["metadata"]["uid"] == new_rs["metadata"]["uid"]),
             {},
         )
         replicas = sum(s.get("replicas", 0) for s in statuses)
@@ -684,9 +658,7 @@ class Controllers:
                 return
             template = source["spec"]["template"]
         owned = self._owned_replicasets(rollout)
-        current = next(
-            (rs for rs in owned if templates_equal(rs["spec"]["template"], template, ARGO_HASH_LABEL)), None
-        )
+        current = next((rs for rs in owned if templates_equal(rs["spec"]["template"], template, ARGO_HASH_LABEL)), None)
         max_revision = max((revision_of(rs, ARGO_REVISION) for rs in owned), default=0)
         if current is None:
             digest = template_hash(template)
@@ -810,11 +782,7 @@ class Controllers:
 
     def _route_istio(self, rollout: Obj, canary: Obj, weight: int) -> None:
         istio = (canary.get("trafficRouting") or {}).get("istio") or {}
-        refs = (
-            [istio["virtualService"]]
-            if istio.get("virtualService")
-            else list(istio.get("virtualServices") or [])
-        )
+        refs = [istio["virtualService"]] if istio.get("virtualService") else list(istio.get("virtualServices") or [])
         namespace = rollout["metadata"]["namespace"]
         dr = istio.get("destinationRule") or {}
         stable_key = dr.get("stableSubsetName") or canary.get("stableService")
@@ -881,8 +849,7 @@ class Controllers:
         elif current_hash != stable_hash:
             self._scale(by_hash[current_hash], replicas)
             ready = (
-                store.get(REPLICASETS, namespace, by_hash[current_hash]["metadata"]["name"]).get("status")
-                or {}
+                store.get(REPLICASETS, namespace, by_hash[current_hash]["metadata"]["name"]).get("status") or {}
             ).get("readyReplicas", 0)
             preview_hash = current_hash
             if blue_green.get("autoPromotionEnabled", True) and ready >= replicas:
@@ -900,11 +867,7 @@ class Controllers:
                 if digest == current_hash:
                     continue
                 annotations = rs["metadata"].setdefault("annotations", {})
-                if (
-                    digest == previous_stable
-                    and previous_stable != stable_hash
-                    and rs["spec"].get("replicas")
-                ):
+                if digest == previous_stable and previous_stable != stable_hash and rs["spec"].get("replicas"):
                     annotations[ARGO_SCALE_DOWN] = rfc3339(store.clock() + delay)
                     store.replace(REPLICASETS, namespace, rs["metadata"]["name"], rs)
                 elif ARGO_SCALE_DOWN not in annotations:

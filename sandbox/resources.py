@@ -52,9 +52,7 @@ class ResourceType:
 
 RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", ("v1",), "namespaces", "Namespace", namespaced=False, short_names=("ns",)),
-    ResourceType(
-        "", ("v1",), "pods", "Pod", short_names=("po",), subresources=("status",), categories=("all",)
-    ),
+    ResourceType("", ("v1",), "pods", "Pod", short_names=("po",), subresources=("status",), categories=("all",)),
     ResourceType("", ("v1",), "services", "Service", short_names=("svc",), subresources=("status",)),
     ResourceType("", ("v1",), "configmaps", "ConfigMap", short_names=("cm",)),
     ResourceType("", ("v1",), "secrets", "Secret"),
@@ -78,9 +76,7 @@ RESOURCES: tuple[ResourceType, ...] = (
         categories=("all",),
     ),
     ResourceType("coordination.k8s.io", ("v1",), "leases", "Lease"),
-    ResourceType(
-        "networking.k8s.io", ("v1",), "ingresses", "Ingress", short_names=("ing",), subresources=("status",)
-    ),
+    ResourceType("networking.k8s.io", ("v1",), "ingresses", "Ingress", short_names=("ing",), subresources=("status",)),
     ResourceType(
         "networking.istio.io",
         ("v1", "v1beta1", "v1alpha3"),

@@ -141,9 +141,7 @@ def field_matcher(text: str | None) -> Callable[[Mapping[str, Any]], bool]:
             key, value = term.replace("==", "=", 1).split("=", 1)
             terms.append((key.strip(), True, value.strip()))
         else:
-            raise SelectorError(
-                f"unable to parse field selector term {term!r}; use field=value or field!=value"
-            )
+            raise SelectorError(f"unable to parse field selector term {term!r}; use field=value or field!=value")
 
     def matches(obj: Mapping[str, Any]) -> bool:
         return all((_field(obj, key) == value) is equal for key, equal, value in terms)

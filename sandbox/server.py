@@ -115,9 +115,7 @@ class Faults:
         """The next ``times`` writes answer 409 Conflict, as if someone else kept winning the race."""
         return self.add(Fault(status=409, times=times, methods=WRITES, path_contains=path_contains))
 
-    def unavailable(
-        self, *, times: int | None = None, after: int = 0, methods: frozenset[str] | None = None
-    ) -> Fault:
+    def unavailable(self, *, times: int | None = None, after: int = 0, methods: frozenset[str] | None = None) -> Fault:
         """Answer 503 (``times`` requests, or until cleared), after letting ``after`` through."""
         return self.add(Fault(status=503, times=times, after=after, methods=methods or Fault.methods))
 
@@ -228,9 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send(
-        self, code: int, body: Any, content_type: str = "application/json", headers: dict | None = None
-    ) -> None:
+    def _send(self, code: int, body: Any, content_type: str = "application/json", headers: dict | None = None) -> None:
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
         self._log_request(code)
         self.send_response(code)
@@ -302,9 +298,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_error(ApiError(fault.status, reason, fault.message or message), headers=headers)
 
     # -------------------------------------------------------------------------------------- routing
-    def _route(
-        self, method: str, path: str, query: dict[str, list[str]], body: Any, content_type: str
-    ) -> None:
+    def _route(self, method: str, path: str, query: dict[str, list[str]], body: Any, content_type: str) -> None:
         accept = self.headers.get("Accept", "")
         if path == "/version":
             self._send(200, VERSION_INFO)
@@ -349,9 +343,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if sub is not None and sub not in rtype.subresources:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        Resource(self, rtype, version, namespace or "", name, sub, query, accept).handle(
-            method, body, content_type
-        )
+        Resource(self, rtype, version, namespace or "", name, sub, query, accept).handle(method, body, content_type)
 
     def _sandbox_endpoint(self, method: str, path: str, query: dict[str, list[str]]) -> None:
         from sandbox.traffic import traffic_split
@@ -451,9 +443,7 @@ class Resource:
         if method == "PUT":
             self.require_object(body)
             if self.sub == "scale":
-                result = self.store.replace_scale(
-                    self.rtype, self.namespace, self.name, body, dry_run=self.dry_run
-                )
+                result = self.store.replace_scale(self.rtype, self.namespace, self.name, body, dry_run=self.dry_run)
                 self.h._send(
                     200,
                     self.store.scale(self.rtype, self.namespace, self.name) if not self.dry_run else result,
@@ -480,9 +470,7 @@ class Resource:
                 self.rtype, self.namespace, self.name, body, kind, subresource=self.sub, dry_run=self.dry_run
             )
             if self.sub == "scale":
-                result = (
-                    self.store.scale(self.rtype, self.namespace, self.name) if not self.dry_run else result
-                )
+                result = self.store.scale(self.rtype, self.namespace, self.name) if not self.dry_run else result
                 self.h._send(200, result)
                 return
             self.h._send(200, self.out(result))
@@ -558,17 +546,13 @@ class Resource:
 
         def selected(obj: Obj) -> bool:
             meta = obj.get("metadata") or {}
-            in_scope = (
-                self.all_namespaces or not self.rtype.namespaced or meta.get("namespace") == self.namespace
-            )
+            in_scope = self.all_namespaces or not self.rtype.namespaced or meta.get("namespace") == self.namespace
             return in_scope and labels(obj) and fields(obj)
 
         def encode(kind: str, obj: Obj) -> bytes:
             obj = self.out(obj)
             if as_table:
-                obj = table(
-                    self.rtype, [obj], int(obj["metadata"]["resourceVersion"]), self.store.clock(), ""
-                )
+                obj = table(self.rtype, [obj], int(obj["metadata"]["resourceVersion"]), self.store.clock(), "")
             return json.dumps({"type": kind, "object": obj}).encode() + b"\n"
 
         with self.store.lock:
@@ -649,8 +633,7 @@ class SandboxServer:
                 self.store.load(json.loads(self.state_file.read_text()))
             except (ValueError, KeyError) as exc:
                 raise ValueError(
-                    f"sandbox state file {self.state_file} is not a sandbox dump ({exc}); move it away or "
-                    "delete it"
+                    f"sandbox state file {self.state_file} is not a sandbox dump ({exc}); move it away or delete it"
                 ) from exc
             loaded = True
         if seed and not loaded:
@@ -676,9 +659,7 @@ class SandboxServer:
         httpd.sandbox = self
         self.port = httpd.server_address[1]
         self._httpd = httpd
-        self._thread = threading.Thread(
-            target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
-        )
+        self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
         self._thread.name = f"sandbox-{self.port}"
         self._thread.start()
         self.controllers.start()

@@ -38,9 +38,7 @@ def clone(value: Any) -> Any:
 class ApiError(Exception):
     """An error answered as a ``Status`` object (KUBECTL_SANDBOX.md §1.4)."""
 
-    def __init__(
-        self, code: int, reason: str, message: str, details: Mapping[str, Any] | None = None
-    ) -> None:
+    def __init__(self, code: int, reason: str, message: str, details: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.reason = reason
@@ -76,9 +74,7 @@ def not_found(rtype: ResourceType, name: str) -> ApiError:
 
 
 def conflict(rtype: ResourceType, name: str, why: str = "") -> ApiError:
-    message = (
-        why or "the object has been modified; please apply your changes to the latest version and try again"
-    )
+    message = why or "the object has been modified; please apply your changes to the latest version and try again"
     return ApiError(
         409,
         "Conflict",
@@ -181,9 +177,7 @@ class Store:
             ]
             return items, self.rv
 
-    def scan(
-        self, rtype: ResourceType, namespace: str | None, predicate: Callable[[Obj], bool]
-    ) -> builtins.list[Obj]:
+    def scan(self, rtype: ResourceType, namespace: str | None, predicate: Callable[[Obj], bool]) -> builtins.list[Obj]:
         """Copies of the objects ``predicate`` accepts; it sees live objects and must not change them."""
         with self.lock:
             return [
@@ -208,9 +202,7 @@ class Store:
                 meta["name"] = meta["generateName"] + uuid.uuid4().hex[:5]
             name = meta.get("name")
             if not name:
-                raise ApiError(
-                    422, "Invalid", f"{rtype.kind}: metadata.name: Required value: name is required"
-                )
+                raise ApiError(422, "Invalid", f"{rtype.kind}: metadata.name: Required value: name is required")
             if rtype.namespaced:
                 if meta.get("namespace") not in (None, namespace):
                     raise ApiError(
@@ -294,9 +286,7 @@ class Store:
             except PatchError as exc:
                 raise ApiError(422, "Invalid", f'{rtype.kind} "{name}" is invalid: {exc}') from exc
             if not isinstance(patched, dict):
-                raise ApiError(
-                    422, "Invalid", f"the patch for {rtype.kind} {name!r} does not produce an object"
-                )
+                raise ApiError(422, "Invalid", f"the patch for {rtype.kind} {name!r} does not produce an object")
             rv_after = (patched.get("metadata") or {}).get("resourceVersion")
             if rv_after and rv_after != base["metadata"].get("resourceVersion"):
                 raise conflict(rtype, name)
@@ -353,28 +343,20 @@ class Store:
     def _apply_scale(current: Obj, scale: Obj) -> Obj:
         replicas = (scale.get("spec") or {}).get("replicas")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-            raise ApiError(
-                422, "Invalid", f"Scale.spec.replicas must be a non-negative integer, got {replicas!r}"
-            )
+            raise ApiError(422, "Invalid", f"Scale.spec.replicas must be a non-negative integer, got {replicas!r}")
         updated = clone(current)
         updated.setdefault("spec", {})["replicas"] = replicas
         return updated
 
-    def replace_scale(
-        self, rtype: ResourceType, namespace: str, name: str, scale: Obj, *, dry_run: bool
-    ) -> Obj:
+    def replace_scale(self, rtype: ResourceType, namespace: str, name: str, scale: Obj, *, dry_run: bool) -> Obj:
         with self.lock:
             current = self._current(rtype, namespace, name)
             wanted = (scale.get("metadata") or {}).get("resourceVersion")
             if wanted and wanted != current["metadata"]["resourceVersion"]:
                 raise conflict(rtype, name)
-            return self._update(
-                rtype, current, self._apply_scale(current, scale), subresource="scale", dry_run=dry_run
-            )
+            return self._update(rtype, current, self._apply_scale(current, scale), subresource="scale", dry_run=dry_run)
 
-    def _update(
-        self, rtype: ResourceType, current: Obj, new: Obj, *, subresource: str | None, dry_run: bool
-    ) -> Obj:
+    def _update(self, rtype: ResourceType, current: Obj, new: Obj, *, subresource: str | None, dry_run: bool) -> Obj:
         meta = new.setdefault("metadata", {})
         old_meta = current["metadata"]
         for fixed in ("name", "namespace", "uid", "creationTimestamp"):

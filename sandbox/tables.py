@@ -69,8 +69,7 @@ COLUMNS: dict[str, list[Column]] = {
             "string",
             0,
             lambda o, _n: (
-                f"{(o.get('status') or {}).get('readyReplicas', 0)}/"
-                f"{(o.get('spec') or {}).get('replicas', 0)}"
+                f"{(o.get('status') or {}).get('readyReplicas', 0)}/{(o.get('spec') or {}).get('replicas', 0)}"
             ),
         ),
         ("Up-to-date", "integer", 0, lambda o, _n: (o.get("status") or {}).get("updatedReplicas", 0)),
@@ -112,8 +111,7 @@ COLUMNS: dict[str, list[Column]] = {
             0,
             lambda o, _n: (
                 ",".join(
-                    f"{p.get('port')}/{p.get('protocol', 'TCP')}"
-                    for p in (o.get("spec") or {}).get("ports") or []
+                    f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in (o.get("spec") or {}).get("ports") or []
                 )
                 or "<none>"
             ),

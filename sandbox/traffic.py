@@ -43,9 +43,7 @@ class _Namespace:
         self.store = store
         self.namespace = namespace
         self.pods = [p for p in store.list(BY_ID["/pods"], namespace)[0] if _ready(p)]
-        self.replicasets = {
-            rs["metadata"]["uid"]: rs for rs in store.list(BY_ID["apps/replicasets"], namespace)[0]
-        }
+        self.replicasets = {rs["metadata"]["uid"]: rs for rs in store.list(BY_ID["apps/replicasets"], namespace)[0]}
         self.services = {s["metadata"]["name"]: s for s in store.list(BY_ID["/services"], namespace)[0]}
         self.rules = store.list(BY_ID["networking.istio.io/destinationrules"], namespace)[0]
 
@@ -55,9 +53,7 @@ class _Namespace:
         workload = ""
         revision = 0
         if rs is not None:
-            workload = next(
-                (r["name"] for r in rs["metadata"].get("ownerReferences") or [] if r.get("controller")), ""
-            )
+            workload = next((r["name"] for r in rs["metadata"].get("ownerReferences") or [] if r.get("controller")), "")
             revision = revision_of(rs) or revision_of(rs, ARGO_REVISION)
         images = [c.get("image", "") for c in (pod.get("spec") or {}).get("containers") or []]
         return {
@@ -68,18 +64,12 @@ class _Namespace:
             "labels": dict(pod["metadata"].get("labels") or {}),
         }
 
-    def spread(
-        self, selector: Mapping[str, str], weight: float, extra: Mapping[str, str] | None = None
-    ) -> list[dict]:
+    def spread(self, selector: Mapping[str, str], weight: float, extra: Mapping[str, str] | None = None) -> list[dict]:
         """Share ``weight`` over the ready pods matching ``selector`` (+ ``extra``), by ReplicaSet."""
         wanted = {**selector, **(extra or {})}
         if not wanted:
             return []
-        pods = [
-            p
-            for p in self.pods
-            if selector_matches({"matchLabels": wanted}, p["metadata"].get("labels") or {})
-        ]
+        pods = [p for p in self.pods if selector_matches({"matchLabels": wanted}, p["metadata"].get("labels") or {})]
         groups: dict[str, list[Obj]] = defaultdict(list)
         for pod in pods:
             groups[self.backend(pod)["replicaset"]].append(pod)
@@ -128,9 +118,7 @@ def traffic_split(store: Store, namespace: str | None = None) -> dict[str, Any]:
     """``{"namespaces": {ns: {"service:checkout": {"backends": [...]}, ...}}}``; weights in percent."""
     with store.lock:
         names = (
-            [namespace]
-            if namespace
-            else sorted({ns["metadata"]["name"] for ns in store.list(BY_ID["/namespaces"])[0]})
+            [namespace] if namespace else sorted({ns["metadata"]["name"] for ns in store.list(BY_ID["/namespaces"])[0]})
         )
         out: dict[str, Any] = {}
         for ns_name in names:
@@ -188,9 +176,7 @@ def _ingress_service(ingress: Obj) -> str:
             service = ((path.get("backend") or {}).get("service") or {}).get("name")
             if service:
                 return str(service)
-    return str(
-        (((ingress.get("spec") or {}).get("defaultBackend") or {}).get("service") or {}).get("name", "")
-    )
+    return str((((ingress.get("spec") or {}).get("defaultBackend") or {}).get("service") or {}).get("name", ""))
 
 
 def _ingress_hosts(ingress: Obj) -> tuple[str, ...]:

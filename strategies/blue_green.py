@@ -37,8 +37,7 @@ def choose_color(state: TargetState, wanted: str | None) -> str:
     older = sorted(
         (state.color_revisions[c], c)
         for c in others
-        if c in state.color_revisions
-        and (active_revision is None or state.color_revisions[c] < active_revision)
+        if c in state.color_revisions and (active_revision is None or state.color_revisions[c] < active_revision)
     )
     if older:
         return older[-1][1]
@@ -62,9 +61,7 @@ class BlueGreen:
 
     def plan(self, platform: Platform, request: RollbackRequest) -> Plan:
         state = platform.describe(request.target)
-        require(
-            state, self.requires, self.name, "a workload without colours rolls back with undo or progressive"
-        )
+        require(state, self.requires, self.name, "a workload without colours rolls back with undo or progressive")
         color = choose_color(state, request.to_color)
         notes: list[str] = []
         steps: list[PlanStep] = []
@@ -81,11 +78,7 @@ class BlueGreen:
                 )
             )
         revision = state.color_revisions.get(color)
-        if (
-            revision is not None
-            and Capability.REVERT in state.capabilities
-            and revision != state.current_revision
-        ):
+        if revision is not None and Capability.REVERT in state.capabilities and revision != state.current_revision:
             steps.append(revert_step(platform, state, revision))
             notes += config_notes(state, revision)
         return Plan(self.name, request, tuple(steps), tuple(notes))

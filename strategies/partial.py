@@ -65,9 +65,7 @@ def rollback_set(failing: Sequence[str], graph: Mapping[str, Sequence[str]]) -> 
             return
         if state.get(component) == "active":
             cycle = [*path[path.index(component) :], component]
-            raise InvalidRequestError(
-                f"dependency cycle {' -> '.join(cycle)}; partial rollback needs an acyclic graph"
-            )
+            raise InvalidRequestError(f"dependency cycle {' -> '.join(cycle)}; partial rollback needs an acyclic graph")
         state[component] = "active"
         for dependent in sorted(dependents.get(component, set()) & selected):
             visit(dependent, [*path, component])
@@ -153,9 +151,7 @@ class Partial:
                 continue
             reason = ctx.stop_requested()
             if reason:
-                return Outcome(
-                    OutcomeStatus.STOPPED, f"stopped before {step.id}: {reason}", tuple(ran), tuple(skipped)
-                )
+                return Outcome(OutcomeStatus.STOPPED, f"stopped before {step.id}: {reason}", tuple(ran), tuple(skipped))
             ctx.started(step)
             if step.action == "check":
                 result = self.check(platform, plan)

@@ -77,9 +77,7 @@ class Progressive:
         state = platform.describe(request.target)
         require(state, self.requires, self.name, "without a traffic router use undo or blue_green")
         if "canary" not in state.traffic:
-            raise UnsupportedError(
-                f"{state.target} reports no canary share in its traffic {dict(state.traffic)}"
-            )
+            raise UnsupportedError(f"{state.target} reports no canary share in its traffic {dict(state.traffic)}")
         current = state.traffic["canary"]
         notes: list[str] = []
         if steps[-1] != 0:
@@ -122,9 +120,7 @@ class Progressive:
                 continue
             reason = ctx.stop_requested()
             if reason:
-                return Outcome(
-                    OutcomeStatus.STOPPED, f"stopped before {step.id}: {reason}", tuple(ran), tuple(skipped)
-                )
+                return Outcome(OutcomeStatus.STOPPED, f"stopped before {step.id}: {reason}", tuple(ran), tuple(skipped))
             if step.action == "revert":
                 ctx.started(step)
                 calls = apply_step(platform, step)

@@ -21,6 +21,6 @@ def main() -> None:
 
 # Command modules register on `main` at import.
 import reactor.cli.notify  # noqa: E402
+import reactor.cli.platforms  # noqa: E402
 import reactor.cli.scoring  # noqa: E402,F401
-import reactor.cli.platforms  # noqa: E402,F401
 from reactor.cli import service  # noqa: E402,F401

@@ -158,9 +158,7 @@ class KubeClient:
                 ) from exc
         raise self._error(method, path, status, data, response.getheaders())
 
-    def _error(
-        self, method: str, path: str, status: int, data: bytes, headers: Mapping[str, str]
-    ) -> Exception:
+    def _error(self, method: str, path: str, status: int, data: bytes, headers: Mapping[str, str]) -> Exception:
         try:
             payload = json.loads(data) if data else {}
         except ValueError:
@@ -216,9 +214,7 @@ class KubeClient:
     def patch(
         self, kind: Kind, namespace: str, name: str, body: Any, content_type: str, *, sub: str | None = None
     ) -> dict[str, Any]:
-        return dict(
-            self.request("PATCH", kind.path(namespace, name, sub), body=body, content_type=content_type)
-        )
+        return dict(self.request("PATCH", kind.path(namespace, name, sub), body=body, content_type=content_type))
 
     def replace(self, kind: Kind, namespace: str, name: str, body: Any) -> dict[str, Any]:
         return dict(self.request("PUT", kind.path(namespace, name), body=body))

@@ -117,9 +117,7 @@ class KubernetesOptions(_Model):
             if len(parts) == 4 and parts[0] == "kubernetes":
                 parts = parts[1:]
             if len(parts) != 3 or not all(parts):
-                raise ValueError(
-                    f"target key {key!r} must be cluster/namespace/name, e.g. prod-eu/shop/checkout"
-                )
+                raise ValueError(f"target key {key!r} must be cluster/namespace/name, e.g. prod-eu/shop/checkout")
             out["/".join(parts)] = options
         return out
 
@@ -129,9 +127,7 @@ class KubernetesOptions(_Model):
         for key in self.targets:
             cluster = key.split("/", 1)[0]
             if cluster not in clusters:
-                raise ValueError(
-                    f"target {key!r} names cluster {cluster!r}; configured: {', '.join(sorted(clusters))}"
-                )
+                raise ValueError(f"target {key!r} names cluster {cluster!r}; configured: {', '.join(sorted(clusters))}")
         return self
 
 
@@ -145,9 +141,7 @@ def parse_options(raw: Mapping[str, Any], *, environ: Mapping[str, str] | None =
             where = ".".join(str(p) for p in error["loc"]) or "(top level)"
             lines.append(f"  {where}: {error['msg'].removeprefix('Value error, ')}")
         raise KubernetesConfigError(
-            "invalid kubernetes platform options:\n"
-            + "\n".join(lines)
-            + "\nSee docs/kubernetes.md#configuration"
+            "invalid kubernetes platform options:\n" + "\n".join(lines) + "\nSee docs/kubernetes.md#configuration"
         ) from None
     env = os.environ if environ is None else environ
     problems = []
@@ -184,9 +178,7 @@ def check_cluster(name: str, cluster: ClusterOptions, environ: Mapping[str, str]
         return None
     path = kubeconfig_path(cluster, environ)
     if not path.is_file():
-        return (
-            f"kubeconfig {path} does not exist; set clusters.{name}.kubeconfig (or in_cluster: true in a pod)"
-        )
+        return f"kubeconfig {path} does not exist; set clusters.{name}.kubeconfig (or in_cluster: true in a pod)"
     import yaml
 
     try:
@@ -202,9 +194,7 @@ def check_cluster(name: str, cluster: ClusterOptions, environ: Mapping[str, str]
     return _check_exec_plugin(document, wanted, path, environ)
 
 
-def _check_exec_plugin(
-    document: Mapping[str, Any], context: str, path: Path, environ: Mapping[str, str]
-) -> str | None:
+def _check_exec_plugin(document: Mapping[str, Any], context: str, path: Path, environ: Mapping[str, str]) -> str | None:
     """An exec credential plugin (AKS kubelogin, GKE gke-gcloud-auth-plugin) must be installed.
 
     Without this check the client logs the failure and carries on unauthenticated, and the first rollback
@@ -212,12 +202,8 @@ def _check_exec_plugin(
     """
     import shutil
 
-    ctx = next(
-        (c.get("context") or {} for c in document.get("contexts") or [] if c.get("name") == context), {}
-    )
-    user = next(
-        (u.get("user") or {} for u in document.get("users") or [] if u.get("name") == ctx.get("user")), {}
-    )
+    ctx = next((c.get("context") or {} for c in document.get("contexts") or [] if c.get("name") == context), {})
+    user = next((u.get("user") or {} for u in document.get("users") or [] if u.get("name") == ctx.get("user")), {})
     plugin = user.get("exec") or {}
     command = plugin.get("command")
     if not command:

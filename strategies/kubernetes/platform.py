@@ -147,9 +147,7 @@ class KubernetesPlatform:
         **options: Any,
     ) -> None:
         self.options = parse_options(options, environ=environ)
-        self._clusters: dict[str, ClusterOptions] = dict(self.options.clusters) or {
-            "default": ClusterOptions()
-        }
+        self._clusters: dict[str, ClusterOptions] = dict(self.options.clusters) or {"default": ClusterOptions()}
         self._clock, self._sleep, self._now = clock, sleep, now
         self._factory = api_client_factory or (lambda name, cluster: build_api_client(name, cluster, environ))
         self._clients: dict[str, KubeClient] = {}
@@ -216,9 +214,7 @@ class KubernetesPlatform:
 
     # ----------------------------------------------------------------------------------- resolution
     def _target_options(self, target: TargetRef) -> TargetOptions:
-        return (
-            self.options.targets.get(f"{target.cluster}/{target.namespace}/{target.name}") or TargetOptions()
-        )
+        return self.options.targets.get(f"{target.cluster}/{target.namespace}/{target.name}") or TargetOptions()
 
     def resolve(self, target: TargetRef) -> tuple[KubeClient, Binding]:
         """Find what ``target`` names and merge its options with its annotations."""
@@ -239,9 +235,7 @@ class KubernetesPlatform:
                 continue
             annotations = _annotations(obj)
             if kind == "Service":
-                label = (opts.blue_green.label if opts.blue_green else None) or annotations.get(
-                    names.COLOR_LABEL
-                )
+                label = (opts.blue_green.label if opts.blue_green else None) or annotations.get(names.COLOR_LABEL)
                 selector = (obj.get("spec") or {}).get("selector") or {}
                 if label is None and "color" in selector:
                     label = "color"
@@ -259,8 +253,7 @@ class KubernetesPlatform:
                 binding.pair = self._pair(name, annotations, opts)
             return kube, binding
         looked = ", ".join(
-            {"Deployment": "Deployment", "Rollout": "Argo Rollout", "Service": "blue-green Service"}[k]
-            for k in kinds
+            {"Deployment": "Deployment", "Rollout": "Argo Rollout", "Service": "blue-green Service"}[k] for k in kinds
         )
         raise TargetNotFoundError(
             f"{target}: found no {looked} named {name!r} in namespace {target.namespace!r} of cluster "
@@ -275,8 +268,7 @@ class KubernetesPlatform:
             return None
         if router not in ("istio", "nginx", "gateway", "replicas"):
             raise InvalidRequestError(
-                f"Deployment {name}: annotation {names.ROUTER}={router!r} is not one of istio, nginx, "
-                "gateway, replicas"
+                f"Deployment {name}: annotation {names.ROUTER}={router!r} is not one of istio, nginx, gateway, replicas"
             )
         canary = opts.canary or annotations.get(names.CANARY) or f"{name}-canary"
         ropts = opts.router
@@ -296,8 +288,7 @@ class KubernetesPlatform:
             canary_backend=(ropts.canary if ropts and ropts.canary else None)
             or annotations.get(names.CANARY_BACKEND)
             or default_canary,
-            routes=(ropts.routes if ropts and ropts.routes else ())
-            or names.split_list(annotations.get(names.ROUTES)),
+            routes=(ropts.routes if ropts and ropts.routes else ()) or names.split_list(annotations.get(names.ROUTES)),
         )
 
     def _service_binding(
@@ -318,9 +309,7 @@ class KubernetesPlatform:
             selector = dict((svc.get("spec") or {}).get("selector") or {})
             selector.pop(label, None)
             for deployment in kube.list(DEPLOYMENT, target.namespace):
-                labels = ((deployment["spec"].get("template") or {}).get("metadata") or {}).get(
-                    "labels"
-                ) or {}
+                labels = ((deployment["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {}
                 if label in labels and all(labels.get(k) == v for k, v in selector.items()):
                     colors[labels[label]] = deployment["metadata"]["name"]
         if len(colors) < 2:
@@ -357,9 +346,7 @@ class KubernetesPlatform:
                 out.append((number, rs))
         return sorted(out, key=lambda item: item[0])
 
-    def _template_of(
-        self, kube: KubeClient, namespace: str, binding: Binding, obj: Mapping[str, Any]
-    ) -> dict:
+    def _template_of(self, kube: KubeClient, namespace: str, binding: Binding, obj: Mapping[str, Any]) -> dict:
         ref = (obj.get("spec") or {}).get("workloadRef") or {}
         if binding.kind == "Rollout" and ref:
             return dict(kube.get(DEPLOYMENT, namespace, ref["name"])["spec"]["template"])
@@ -372,8 +359,7 @@ class KubernetesPlatform:
         if revision:
             if revision not in by_number:
                 raise RevisionNotFoundError(
-                    f"unable to find specified revision {revision} in history of {what}; it has "
-                    f"{sorted(by_number)}"
+                    f"unable to find specified revision {revision} in history of {what}; it has {sorted(by_number)}"
                 )
             return revision, by_number[revision]
         if len(by_number) < 2:
@@ -385,9 +371,7 @@ class KubernetesPlatform:
         second = sorted(by_number)[-2]
         return second, by_number[second]
 
-    def _snapshot_index(
-        self, kube: KubeClient, namespace: str, workload: str
-    ) -> dict[tuple[str, str, str], dict]:
+    def _snapshot_index(self, kube: KubeClient, namespace: str, workload: str) -> dict[tuple[str, str, str], dict]:
         """(template hash, kind, source name) -> snapshot object, for one workload."""
         if not self.options.snapshot_config:
             return {}
@@ -546,9 +530,9 @@ class KubernetesPlatform:
                     if blue_green.get("activeService")
                     else None
                 )
-                active = ((service or {}).get("spec") or {}).get("selector", {}).get(
-                    names.ARGO_HASH_LABEL
-                ) or (status.get("blueGreen") or {}).get("activeSelector")
+                active = ((service or {}).get("spec") or {}).get("selector", {}).get(names.ARGO_HASH_LABEL) or (
+                    status.get("blueGreen") or {}
+                ).get("activeSelector")
                 if len(colors) >= 2:
                     capabilities.add(Capability.SWITCH)
                 details["active_service"] = blue_green.get("activeService")
@@ -638,9 +622,7 @@ class KubernetesPlatform:
         )
 
     # --------------------------------------------------------------------------------------- revert
-    def revert(
-        self, target: TargetRef, revision: int | None = None, *, dry_run: bool = False
-    ) -> list[ApiCall]:
+    def revert(self, target: TargetRef, revision: int | None = None, *, dry_run: bool = False) -> list[ApiCall]:
         kube, binding = self.resolve(target)
         if binding.kind == "Service":
             raise UnsupportedError(
@@ -662,9 +644,7 @@ class KubernetesPlatform:
         if names.same_template(rs["spec"]["template"], template, binding.hash_label):
             return []  # kubectl: "skipped rollback (current template already matches revision N)"
         if self.options.snapshot_config:
-            calls += self._snapshot(
-                kube, target.namespace, binding, owner, template, history, dry_run=dry_run
-            )
+            calls += self._snapshot(kube, target.namespace, binding, owner, template, history, dry_run=dry_run)
             calls += self._restore_config(kube, target.namespace, binding, rs, dry_run=dry_run)
         if binding.kind == "Rollout":
             calls += self._retrying(
@@ -856,9 +836,7 @@ class KubernetesPlatform:
         return calls
 
     # ------------------------------------------------------------------------------------- weights
-    def set_weights(
-        self, target: TargetRef, weights: Mapping[str, int], *, dry_run: bool = False
-    ) -> list[ApiCall]:
+    def set_weights(self, target: TargetRef, weights: Mapping[str, int], *, dry_run: bool = False) -> list[ApiCall]:
         wanted = _check_weights(weights)
         kube, binding = self.resolve(target)
         if binding.kind == "Rollout":
@@ -928,14 +906,8 @@ class KubernetesPlatform:
         deployment = kube.get(DEPLOYMENT, ns, binding.colors[color])
         calls: list[ApiCall] = []
         if deployment["spec"].get("replicas", 1) == 0:
-            active_color = ((binding.obj.get("spec") or {}).get("selector") or {}).get(
-                binding.color_label or "color"
-            )
-            active = (
-                kube.find(DEPLOYMENT, ns, binding.colors.get(active_color or "", ""))
-                if active_color
-                else None
-            )
+            active_color = ((binding.obj.get("spec") or {}).get("selector") or {}).get(binding.color_label or "color")
+            active = kube.find(DEPLOYMENT, ns, binding.colors.get(active_color or "", "")) if active_color else None
             replicas = max(1, ((active or {}).get("spec") or {}).get("replicas", 1))
             body = {
                 "metadata": {"resourceVersion": deployment["metadata"]["resourceVersion"]},
@@ -1001,13 +973,11 @@ class KubernetesPlatform:
             raise UnsupportedError(f"{target}: the blue-green Rollout has no activeService")
         history = self._history(kube, target.namespace, rollout, names.ARGO_REVISION)
         by_hash = {
-            ((rs.get("metadata") or {}).get("labels") or {}).get(names.ARGO_HASH_LABEL): rs
-            for _n, rs in history
+            ((rs.get("metadata") or {}).get("labels") or {}).get(names.ARGO_HASH_LABEL): rs for _n, rs in history
         }
         if color not in by_hash:
             raise UnsupportedError(
-                f"{target} has no ReplicaSet with hash {color!r}; colours are "
-                f"{sorted(h for h in by_hash if h)}"
+                f"{target} has no ReplicaSet with hash {color!r}; colours are {sorted(h for h in by_hash if h)}"
             )
         if ((by_hash[color].get("status") or {}).get("readyReplicas", 0)) == 0:
             raise TemporaryError(
@@ -1067,9 +1037,7 @@ class KubernetesPlatform:
 
 def _check_weights(weights: Mapping[str, int]) -> dict[str, int]:
     if set(weights) != {"stable", "canary"}:
-        raise InvalidRequestError(
-            f"weights need exactly the keys 'stable' and 'canary', got {sorted(weights)}"
-        )
+        raise InvalidRequestError(f"weights need exactly the keys 'stable' and 'canary', got {sorted(weights)}")
     out = {}
     for side, value in weights.items():
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100:

@@ -229,14 +229,10 @@ def read(kube: KubeClient, namespace: str, pair: Pair) -> dict[str, int]:
         return nginx_read(kube.get(INGRESS, namespace, pair.object))
     if pair.router == "gateway":
         return gateway_read(kube.get(HTTPROUTE, namespace, pair.object), pair)
-    return replicas_read(
-        kube.get(DEPLOYMENT, namespace, pair.stable), kube.get(DEPLOYMENT, namespace, pair.canary)
-    )
+    return replicas_read(kube.get(DEPLOYMENT, namespace, pair.stable), kube.get(DEPLOYMENT, namespace, pair.canary))
 
 
-def write(
-    kube: KubeClient, namespace: str, pair: Pair, weights: Mapping[str, int], *, dry_run: bool
-) -> list[ApiCall]:
+def write(kube: KubeClient, namespace: str, pair: Pair, weights: Mapping[str, int], *, dry_run: bool) -> list[ApiCall]:
     """Set the split; one attempt (the caller retries a ConflictError on a fresh read)."""
     note = f"{pair.router}: stable {weights['stable']}%, canary {weights['canary']}%"
     writes: list[tuple[Any, str, dict[str, Any]]] = []
@@ -246,8 +242,7 @@ def write(
         total = stable["spec"].get("replicas", 1) + canary["spec"].get("replicas", 1)
         if total == 0:
             raise UnsupportedError(
-                f"{pair.stable} and {pair.canary} both have 0 replicas; a replica-ratio split needs pods to "
-                "share"
+                f"{pair.stable} and {pair.canary} both have 0 replicas; a replica-ratio split needs pods to share"
             )
         want_stable, want_canary = replica_split(total, weights["canary"])
         for obj, replicas in ((stable, want_stable), (canary, want_canary)):

@@ -67,11 +67,7 @@ def snapshot_name(source: str, template_hash: str) -> str:
 
 def content(obj: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a ConfigMap/Secret a rollback restores."""
-    keys = (
-        ("data", "binaryData")
-        if obj.get("kind", "ConfigMap") == "ConfigMap"
-        else ("data", "stringData", "type")
-    )
+    keys = ("data", "binaryData") if obj.get("kind", "ConfigMap") == "ConfigMap" else ("data", "stringData", "type")
     return {k: copy.deepcopy(obj[k]) for k in keys if obj.get(k) not in (None, {})}
 
 
@@ -134,9 +130,7 @@ def restored(live: Mapping[str, Any] | None, snapshot: Mapping[str, Any], kind: 
         for key in ("data", "binaryData", "stringData"):
             body.pop(key, None)
         body["metadata"] = {
-            k: v
-            for k, v in (live.get("metadata") or {}).items()
-            if k not in ("managedFields", "creationTimestamp")
+            k: v for k, v in (live.get("metadata") or {}).items() if k not in ("managedFields", "creationTimestamp")
         }
     body.update(content({**snapshot, "kind": kind}))
     return body

@@ -42,9 +42,7 @@ def get(server: SandboxServer, kind: str, name: str, namespace: str = "shop") ->
 def writes(server: SandboxServer, path_contains: str = "") -> list[Any]:
     """The write requests the server received (faults included), oldest first."""
     return [
-        r
-        for r in list(server.requests)
-        if r.method in ("POST", "PUT", "PATCH", "DELETE") and path_contains in r.path
+        r for r in list(server.requests) if r.method in ("POST", "PUT", "PATCH", "DELETE") and path_contains in r.path
     ]
 
 

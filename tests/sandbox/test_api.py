@@ -55,9 +55,7 @@ def test_legacy_discovery(sandbox: SandboxServer) -> None:
     deploy = next(r for r in apps["resources"] if r["name"] == "deployments")
     assert deploy["kind"] == "Deployment" and deploy["namespaced"] and "deploy" in deploy["shortNames"]
     _, _, istio = http(sandbox, "GET", "/apis/networking.istio.io/v1beta1")
-    assert any(r["name"] == "virtualservices" for r in istio["resources"]), (
-        "older Istio versions are served too"
-    )
+    assert any(r["name"] == "virtualservices" for r in istio["resources"]), "older Istio versions are served too"
 
 
 def test_aggregated_discovery_on_request(sandbox: SandboxServer) -> None:
@@ -89,9 +87,7 @@ def test_typed_client_models_accept_our_objects(kubeconfig: Path) -> None:
         assert core.list_namespaced_pod("shop", label_selector="app=payments").items
         assert client.CoordinationV1Api(api).list_namespaced_lease("shop").items == []
         custom = client.CustomObjectsApi(api)
-        vs = custom.get_namespaced_custom_object(
-            "networking.istio.io", "v1", "shop", "virtualservices", "frontend"
-        )
+        vs = custom.get_namespaced_custom_object("networking.istio.io", "v1", "shop", "virtualservices", "frontend")
         assert [r["weight"] for r in vs["spec"]["http"][0]["route"]] == [40, 60]
 
 
@@ -107,9 +103,7 @@ def test_patches_through_the_client(sandbox: SandboxServer, kubeconfig: Path) ->
         container = get(sandbox, "Deployment", "checkout")["spec"]["template"]["spec"]["containers"][0]
         assert container["image"] == "x:1" and container["envFrom"], "SMP kept the other container fields"
         # list body -> JSON patch
-        apps.patch_namespaced_deployment(
-            "checkout", "shop", [{"op": "replace", "path": "/spec/replicas", "value": 3}]
-        )
+        apps.patch_namespaced_deployment("checkout", "shop", [{"op": "replace", "path": "/spec/replicas", "value": 3}])
         assert get(sandbox, "Deployment", "checkout")["spec"]["replicas"] == 3
         # merge patch on a custom resource needs the explicit content type (§8.1)
         client.CustomObjectsApi(api).patch_namespaced_custom_object(
@@ -193,9 +187,7 @@ def test_field_selector_and_table(sandbox: SandboxServer) -> None:
     assert [d["metadata"]["name"] for d in listing["items"]] == ["payments"]
     assert listing["kind"] == "DeploymentList" and listing["metadata"]["resourceVersion"]
     accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
-    _, headers, table = http(
-        sandbox, "GET", "/apis/apps/v1/deployments?limit=500", headers={"Accept": accept}
-    )
+    _, headers, table = http(sandbox, "GET", "/apis/apps/v1/deployments?limit=500", headers={"Accept": accept})
     assert headers["Content-Type"].startswith("application/json;as=Table")
     assert [c["name"] for c in table["columnDefinitions"]][:5] == [
         "Name",
@@ -206,26 +198,17 @@ def test_field_selector_and_table(sandbox: SandboxServer) -> None:
     ]
     row = next(r for r in table["rows"] if r["cells"][0] == "inventory")
     assert row["cells"][1] == "2/2"
-    assert (
-        row["object"]["kind"] == "PartialObjectMetadata" and row["object"]["metadata"]["namespace"] == "shop"
-    )
+    assert row["object"]["kind"] == "PartialObjectMetadata" and row["object"]["metadata"]["namespace"] == "shop"
 
 
 def test_scale_subresource(sandbox: SandboxServer) -> None:
     path = "/apis/apps/v1/namespaces/shop/deployments/payments/scale"
     _, _, scale = http(sandbox, "GET", path)
-    assert (
-        scale["kind"] == "Scale"
-        and scale["apiVersion"] == "autoscaling/v1"
-        and scale["spec"]["replicas"] == 2
-    )
+    assert scale["kind"] == "Scale" and scale["apiVersion"] == "autoscaling/v1" and scale["spec"]["replicas"] == 2
     _, _, scale = http(
         sandbox, "PATCH", path, {"spec": {"replicas": 4}}, {"Content-Type": "application/merge-patch+json"}
     )
-    assert (
-        scale["spec"]["replicas"] == 4
-        and get(sandbox, "Deployment", "payments")["status"]["readyReplicas"] == 4
-    )
+    assert scale["spec"]["replicas"] == 4 and get(sandbox, "Deployment", "payments")["status"]["readyReplicas"] == 4
 
 
 def test_watch_streams_changes(sandbox: SandboxServer, kubeconfig: Path) -> None:

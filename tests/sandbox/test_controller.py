@@ -56,17 +56,12 @@ def test_a_new_template_makes_a_new_replicaset_and_old_ones_drain_as_new_pods_ge
     sandbox.controllers.hold("shop", "checkout")
     seed.roll(sandbox.store, "shop", "checkout", "registry.local/shop/checkout:3.3.0", change_cause="3.3.0")
     rows = history(sandbox, "checkout")
-    assert rows[-1][:2] == (3, "3.3.0") and rows[-2][3] == 2, (
-        "old pods keep serving while the new ones are unready"
-    )
+    assert rows[-1][:2] == (3, "3.3.0") and rows[-2][3] == 2, "old pods keep serving while the new ones are unready"
     status = get(sandbox, "Deployment", "checkout")["status"]
     assert status["updatedReplicas"] == 2 and status["availableReplicas"] == 2 and status["replicas"] == 4
     sandbox.controllers.release("shop", "checkout")
     assert [row[3] for row in history(sandbox, "checkout")] == [0, 0, 2]
-    assert (
-        get(sandbox, "Deployment", "checkout")["status"]["conditions"][1]["reason"]
-        == "NewReplicaSetAvailable"
-    )
+    assert get(sandbox, "Deployment", "checkout")["status"]["conditions"][1]["reason"] == "NewReplicaSetAvailable"
 
 
 def test_history_beyond_the_limit_is_pruned_with_its_snapshots(sandbox: SandboxServer) -> None:
@@ -125,7 +120,6 @@ def test_argo_blue_green_promotes_and_keeps_the_old_side_up_for_the_delay(sandbo
     active = get(sandbox, "Service", "recommendations")["spec"]["selector"]["rollouts-pod-template-hash"]
     assert active == status["stableRS"] == status["currentPodHash"]
     replicas = sorted(
-        rs["spec"]["replicas"]
-        for rs in sandbox.store.list(RS, "shop", label_selector="app=recommendations")[0]
+        rs["spec"]["replicas"] for rs in sandbox.store.list(RS, "shop", label_selector="app=recommendations")[0]
     )
     assert replicas == [2, 2], "scaleDownDelaySeconds keeps the previous revision up"

@@ -59,9 +59,7 @@ def pair(kubectl_binary: str, tmp_path: Path) -> Iterator[tuple[Kubectl, Sandbox
     ours = start_sandbox()
     theirs = start_sandbox()
     (tmp_path / "kubectl").mkdir()
-    platform = KubernetesPlatform(
-        clusters={"b": {"kubeconfig": str(ours.write_kubeconfig(tmp_path / "ours"))}}
-    )
+    platform = KubernetesPlatform(clusters={"b": {"kubeconfig": str(ours.write_kubeconfig(tmp_path / "ours"))}})
     try:
         yield Kubectl(kubectl_binary, theirs, tmp_path / "kubectl"), ours, platform
     finally:
@@ -102,9 +100,7 @@ def test_rollout_history(pair) -> None:
 )
 def test_kubectl_undo_and_ours_give_the_same_deployment(pair, name: str, to_revision: int | None) -> None:
     kubectl, ours, platform = pair
-    args = ["rollout", "undo", f"deployment/{name}"] + (
-        [f"--to-revision={to_revision}"] if to_revision else []
-    )
+    args = ["rollout", "undo", f"deployment/{name}"] + ([f"--to-revision={to_revision}"] if to_revision else [])
     assert kubectl(*args).stdout.strip() == f"deployment.apps/{name} rolled back"
     platform.revert(TargetRef("kubernetes", "b", "shop", name), to_revision)
     theirs = kubectl.server
@@ -127,9 +123,7 @@ def test_kubectl_undo_and_ours_give_the_same_deployment(pair, name: str, to_revi
 def test_undo_errors_say_what_kubectl_says(pair) -> None:
     kubectl, ours, platform = pair
     for server in (ours, kubectl.server):
-        seed.apply(
-            server.store, seed.workload("Deployment", "solo", "shop", "registry.local/solo:1", app="solo")
-        )
+        seed.apply(server.store, seed.workload("Deployment", "solo", "shop", "registry.local/solo:1", app="solo"))
     result = kubectl("rollout", "undo", "deployment/solo", check=False)
     assert result.returncode == 1 and 'no rollout history found for deployment "solo"' in result.stderr
     with pytest.raises(NoPreviousRevisionError, match='no rollout history found for deployment "solo"'):

@@ -28,10 +28,7 @@ def test_state_file_survives_a_restart(tmp_path: Path) -> None:
     assert state.exists()
     with SandboxServer(f"127.0.0.1:{port}", seed="demo", state_file=state) as second:
         assert (
-            get(second, "Deployment", "checkout")["metadata"]["annotations"][
-                "deployment.kubernetes.io/revision"
-            ]
-            == "3"
+            get(second, "Deployment", "checkout")["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
         )
         assert second.store.rv == first.store.rv, "the seed is not applied over a loaded state"
     broken = tmp_path / "broken.json"

@@ -100,9 +100,7 @@ def test_exec_auth_contexts_send_the_plugins_token(sandbox: SandboxServer, tmp_p
             KubernetesPlatform(
                 environ={"PATH": str(tmp_path)}, clusters={"c": {"kubeconfig": str(tmp_path / "kubeconfig")}}
             )
-        assert f"exec plugin {plugin_name!r}, which is not installed" in str(error.value) and hint in str(
-            error.value
-        )
+        assert f"exec plugin {plugin_name!r}, which is not installed" in str(error.value) and hint in str(error.value)
 
 
 def test_several_clusters_by_name(tmp_path: Path) -> None:
@@ -114,16 +112,11 @@ def test_several_clusters_by_name(tmp_path: Path) -> None:
         }
         with KubernetesPlatform(clusters=clusters) as platform:
             platform.revert(TargetRef("kubernetes", "prod", "shop", "payments"))
-            assert (
-                platform.describe(TargetRef("kubernetes", "prod", "shop", "payments")).current_revision == 3
-            )
-            assert (
-                platform.describe(TargetRef("kubernetes", "staging", "shop", "payments")).current_revision
-                == 2
-            )
-        assert get(staging, "Deployment", "payments")["spec"]["template"]["spec"]["containers"][0][
-            "image"
-        ].endswith("1.5.0")
+            assert platform.describe(TargetRef("kubernetes", "prod", "shop", "payments")).current_revision == 3
+            assert platform.describe(TargetRef("kubernetes", "staging", "shop", "payments")).current_revision == 2
+        assert get(staging, "Deployment", "payments")["spec"]["template"]["spec"]["containers"][0]["image"].endswith(
+            "1.5.0"
+        )
     finally:
         prod.stop()
         staging.stop()
@@ -133,9 +126,7 @@ def test_per_target_options_override_annotations(sandbox: SandboxServer, kubecon
     """The catalog pair is annotated as NGINX; an explicit option makes it a replica-ratio pair instead."""
     options = {
         "clusters": {"demo": {"kubeconfig": str(kubeconfig)}},
-        "targets": {
-            "demo/shop/catalog": {"router": {"type": "replicas"}, "depends_on": ["reviews"], "release": "r2"}
-        },
+        "targets": {"demo/shop/catalog": {"router": {"type": "replicas"}, "depends_on": ["reviews"], "release": "r2"}},
     }
     with KubernetesPlatform(**options) as platform:
         state = platform.describe(TargetRef("kubernetes", "demo", "shop", "catalog"))

@@ -77,9 +77,7 @@ def test_undo_plans_executes_and_is_idempotent() -> None:
 
 
 def test_undo_without_history_is_a_clear_permanent_error() -> None:
-    only = TargetState(
-        TARGET, current_revision=1, revisions=(Revision(1),), capabilities=frozenset(Capability)
-    )
+    only = TargetState(TARGET, current_revision=1, revisions=(Revision(1),), capabilities=frozenset(Capability))
     platform = DryRunPlatform({"t": only})
     with pytest.raises(NoPreviousRevisionError, match="no previous revision"):
         Undo().plan(platform, RollbackRequest(TARGET))
@@ -102,9 +100,7 @@ def test_blue_green_switches_to_the_idle_colour() -> None:
     assert BlueGreen().execute(platform, plan, ctx).status is OutcomeStatus.SUCCEEDED
     assert platform.describe(TARGET).active_color == "blue" and BlueGreen().verify(platform, plan)
     assert BlueGreen().execute(platform, plan, MemoryContext()).status is OutcomeStatus.SUCCEEDED
-    assert sum(c.method == "SWITCH" for c in platform.calls) == 1, (
-        "an already active colour is not switched again"
-    )
+    assert sum(c.method == "SWITCH" for c in platform.calls) == 1, "an already active colour is not switched again"
 
 
 def test_blue_green_with_revision_colours_also_reverts() -> None:
@@ -234,9 +230,7 @@ def test_progressive_only_plans_steps_below_the_current_share_and_ends_at_zero()
     assert [s.params["weights"]["canary"] for s in plan.steps if s.action == "weights"] == [20, 10, 0]
 
 
-@pytest.mark.parametrize(
-    ("steps", "message"), [((), "empty"), ((50, 60), "strictly decrease"), ((120,), "0..100")]
-)
+@pytest.mark.parametrize(("steps", "message"), [((), "empty"), ((50, 60), "strictly decrease"), ((120,), "0..100")])
 def test_progressive_steps_are_validated(steps: tuple[int, ...], message: str) -> None:
     with pytest.raises(InvalidRequestError, match=message):
         validate_steps(steps)

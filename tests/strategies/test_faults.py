@@ -61,9 +61,7 @@ def test_a_409_storm_is_retried_on_fresh_reads(platform: KubernetesPlatform, san
     assert platform.describe(t("payments")).current_revision == 3
 
 
-def test_an_endless_409_storm_ends_in_a_conflict_error(
-    platform: KubernetesPlatform, sandbox: SandboxServer
-) -> None:
+def test_an_endless_409_storm_ends_in_a_conflict_error(platform: KubernetesPlatform, sandbox: SandboxServer) -> None:
     sandbox.faults.conflicts(1000, path_contains="/virtualservices/frontend")
     with pytest.raises(ConflictError, match="kept changing under us \\(6 attempts") as error:
         platform.set_weights(t("frontend"), {"stable": 100, "canary": 0})
@@ -71,9 +69,7 @@ def test_an_endless_409_storm_ends_in_a_conflict_error(
     assert vs_weights(sandbox) == [40, 60], "nothing was half-written"
 
 
-def test_a_real_race_keeps_the_other_writers_change(
-    platform: KubernetesPlatform, sandbox: SandboxServer
-) -> None:
+def test_a_real_race_keeps_the_other_writers_change(platform: KubernetesPlatform, sandbox: SandboxServer) -> None:
     """Someone edits the VirtualService between our read and our write: 409, fresh read, both changes kept."""
     raced: list[str] = []
 
@@ -122,9 +118,7 @@ def test_api_server_gone_mid_rollback_then_back(platform: KubernetesPlatform, sa
     assert outcome.steps_skipped == ("weights:frontend:50",), "the finished step was not repeated"
     assert ("completed", "weights:frontend:50") in ctx.events
     assert vs_weights(sandbox) == [100, 0]
-    patches = [
-        r.body["spec"]["http"][0]["route"][1]["weight"] for r in writes(sandbox, "/virtualservices/frontend")
-    ]
+    patches = [r.body["spec"]["http"][0]["route"][1]["weight"] for r in writes(sandbox, "/virtualservices/frontend")]
     assert patches == [50, 20, 0]
 
 
@@ -146,9 +140,7 @@ class CrashAfterWrite(MemoryContext):
         super().completed(step, result)
 
 
-def test_crash_in_the_middle_of_a_progressive_rollback_then_resume(
-    kubeconfig: Path, sandbox: SandboxServer
-) -> None:
+def test_crash_in_the_middle_of_a_progressive_rollback_then_resume(kubeconfig: Path, sandbox: SandboxServer) -> None:
     options = {"clusters": {"demo": {"kubeconfig": str(kubeconfig)}}}
     request = RollbackRequest(t("frontend"), steps=(50, 20, 0))
     with KubernetesPlatform(**options) as first:
@@ -168,7 +160,5 @@ def test_crash_in_the_middle_of_a_progressive_rollback_then_resume(
         assert outcome.steps_skipped == ("weights:frontend:50",)
         assert resumed.results["weights:frontend:20"]["calls"] == [], "found done, not written again"
         assert STRATEGIES["progressive"]().verify(second, plan)
-    patches = [
-        r.body["spec"]["http"][0]["route"][1]["weight"] for r in writes(sandbox, "/virtualservices/frontend")
-    ]
+    patches = [r.body["spec"]["http"][0]["route"][1]["weight"] for r in writes(sandbox, "/virtualservices/frontend")]
     assert patches == [50, 20, 0]

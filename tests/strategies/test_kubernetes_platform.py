@@ -26,9 +26,7 @@ def t(name: str) -> TargetRef:
 
 
 def images(server: SandboxServer, name: str) -> str:
-    return get(server, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(
-        ":", 1
-    )[1]
+    return get(server, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]["image"].rsplit(":", 1)[1]
 
 
 def test_describe_a_plain_deployment_with_config_snapshots(platform: KubernetesPlatform) -> None:
@@ -54,9 +52,7 @@ def test_describe_a_plain_deployment_with_config_snapshots(platform: KubernetesP
         ("search", "argo", {"stable": 75, "canary": 25}),
     ],
 )
-def test_describe_reads_each_router(
-    platform: KubernetesPlatform, name: str, router: str, traffic: dict
-) -> None:
+def test_describe_reads_each_router(platform: KubernetesPlatform, name: str, router: str, traffic: dict) -> None:
     state = platform.describe(t(name))
     assert state.router == router and dict(state.traffic) == traffic
     assert Capability.WEIGHTS in state.capabilities
@@ -74,9 +70,7 @@ def test_describe_blue_green_pairs(platform: KubernetesPlatform) -> None:
     assert {Capability.SWITCH, Capability.REVERT} <= reco.capabilities
 
 
-def test_undo_is_kubectl_rollout_undo_plus_config(
-    platform: KubernetesPlatform, sandbox: SandboxServer
-) -> None:
+def test_undo_is_kubectl_rollout_undo_plus_config(platform: KubernetesPlatform, sandbox: SandboxServer) -> None:
     sandbox.clear_requests()
     calls = platform.revert(t("payments"))
     assert [(c.method, c.path.rsplit("/", 2)[-2]) for c in calls] == [
@@ -130,28 +124,18 @@ def test_dry_run_changes_nothing(platform: KubernetesPlatform, sandbox: SandboxS
     assert images(sandbox, "payments") == "1.5.0"
 
 
-def test_no_previous_revision_is_a_clear_permanent_error(
-    platform: KubernetesPlatform, sandbox: SandboxServer
-) -> None:
-    seed.apply(
-        sandbox.store, seed.workload("Deployment", "solo", "shop", "registry.local/solo:1", app="solo")
-    )
+def test_no_previous_revision_is_a_clear_permanent_error(platform: KubernetesPlatform, sandbox: SandboxServer) -> None:
+    seed.apply(sandbox.store, seed.workload("Deployment", "solo", "shop", "registry.local/solo:1", app="solo"))
     with pytest.raises(NoPreviousRevisionError) as error:
         platform.revert(t("solo"))
     assert 'no rollout history found for deployment "solo": it has only revision 1' in str(error.value)
     assert "nothing to roll back to" in str(error.value)
-    with pytest.raises(
-        RevisionNotFoundError, match=r"unable to find specified revision 5 in history .* \[1, 2\]"
-    ):
+    with pytest.raises(RevisionNotFoundError, match=r"unable to find specified revision 5 in history .* \[1, 2\]"):
         platform.revert(t("payments"), 5)
 
 
-def test_paused_deployment_and_template_already_matching(
-    platform: KubernetesPlatform, sandbox: SandboxServer
-) -> None:
-    assert platform.revert(t("payments"), 2) == [], (
-        "kubectl: skipped rollback (current template already matches)"
-    )
+def test_paused_deployment_and_template_already_matching(platform: KubernetesPlatform, sandbox: SandboxServer) -> None:
+    assert platform.revert(t("payments"), 2) == [], "kubectl: skipped rollback (current template already matches)"
     deployment = get(sandbox, "Deployment", "payments")
     deployment["spec"]["paused"] = True
     sandbox.store.replace(seed.BY_KIND["Deployment"], "shop", "payments", deployment)
@@ -191,9 +175,7 @@ def test_replica_ratio_keeps_the_total(platform: KubernetesPlatform, sandbox: Sa
     ) == (3, 1), "20 % of 4 pods is the nearest reachable split: 1 pod"
     assert platform.describe(t("inventory")).traffic == {"stable": 75, "canary": 25}
     calls = platform.set_weights(t("inventory"), {"stable": 100, "canary": 0})
-    assert [c.path.rsplit("/", 1)[1] for c in calls] == ["inventory", "inventory-canary"], (
-        "stable scales up first"
-    )
+    assert [c.path.rsplit("/", 1)[1] for c in calls] == ["inventory", "inventory-canary"], "stable scales up first"
     assert get(sandbox, "Deployment", "inventory")["spec"]["replicas"] == 4
     assert get(sandbox, "Deployment", "inventory-canary")["status"]["replicas"] == 0
 
@@ -209,9 +191,7 @@ def test_weights_errors(platform: KubernetesPlatform) -> None:
         platform.set_weights(t("search"), {"stable": 50, "canary": 50})
 
 
-def test_switch_a_service_between_two_deployments(
-    platform: KubernetesPlatform, sandbox: SandboxServer
-) -> None:
+def test_switch_a_service_between_two_deployments(platform: KubernetesPlatform, sandbox: SandboxServer) -> None:
     calls = platform.switch(t("cart"), "blue")
     assert calls[0].body["spec"] == {"selector": {"color": "blue"}}
     assert get(sandbox, "Service", "cart")["spec"]["selector"] == {"app": "cart", "color": "blue"}
@@ -229,9 +209,7 @@ def test_switch_scales_an_idle_colour_up_and_waits(kubeconfig, sandbox: SandboxS
         "application/merge-patch+json",
     )
     sandbox.controllers.ready_delay = 0.2
-    with KubernetesPlatform(
-        clusters={"demo": {"kubeconfig": str(kubeconfig)}}, poll_interval=0.05
-    ) as platform:
+    with KubernetesPlatform(clusters={"demo": {"kubeconfig": str(kubeconfig)}}, poll_interval=0.05) as platform:
         calls = platform.switch(t("cart"), "blue")
     assert [c.note.split(" (")[0] for c in calls] == ["scale idle colour blue to 2", "make blue active"]
     assert get(sandbox, "Deployment", "cart-blue")["status"]["readyReplicas"] == 2
@@ -281,9 +259,7 @@ def test_argo_canary_weight_zero_is_an_abort(platform: KubernetesPlatform, sandb
     assert platform.set_weights(t("search"), {"stable": 100, "canary": 0}) == []
 
 
-def test_argo_blue_green_switch_points_the_active_service(
-    platform: KubernetesPlatform, sandbox: SandboxServer
-) -> None:
+def test_argo_blue_green_switch_points_the_active_service(platform: KubernetesPlatform, sandbox: SandboxServer) -> None:
     state = platform.describe(t("recommendations"))
     old = state.colors[0]
     platform.switch(t("recommendations"), old)
@@ -292,9 +268,7 @@ def test_argo_blue_green_switch_points_the_active_service(
 
 def test_wait_ready_times_out_with_a_temporary_error(kubeconfig, sandbox: SandboxServer) -> None:
     sandbox.controllers.hold("shop", "payments")
-    with KubernetesPlatform(
-        clusters={"demo": {"kubeconfig": str(kubeconfig)}}, poll_interval=0.02
-    ) as platform:
+    with KubernetesPlatform(clusters={"demo": {"kubeconfig": str(kubeconfig)}}, poll_interval=0.02) as platform:
         platform.revert(t("payments"))
         with pytest.raises(TemporaryError, match=r"not ready after 0.2s"):
             platform.wait_ready(t("payments"), 0.2)
@@ -316,9 +290,7 @@ def test_argo_rollout_with_a_workload_ref_undoes_the_referenced_deployment(
     platform: KubernetesPlatform, sandbox: SandboxServer
 ) -> None:
     """The template lives in the Deployment the Rollout references (CONTRACTS.md §5.2)."""
-    source = seed.workload(
-        "Deployment", "legacy", "shop", "registry.local/legacy:1", app="legacy", replicas=0
-    )
+    source = seed.workload("Deployment", "legacy", "shop", "registry.local/legacy:1", app="legacy", replicas=0)
     seed.apply(sandbox.store, source)
     rollout = {
         "apiVersion": "argoproj.io/v1alpha1",
@@ -344,9 +316,7 @@ def test_argo_rollout_with_a_workload_ref_undoes_the_referenced_deployment(
         "/apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/legacy-ro/status",
         "/apis/apps/v1/namespaces/shop/deployments/legacy",
     ]
-    assert get(sandbox, "Deployment", "legacy")["spec"]["template"]["spec"]["containers"][0][
-        "image"
-    ].endswith(":1")
+    assert get(sandbox, "Deployment", "legacy")["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1")
     state = platform.describe(t("legacy-ro"))
     assert state.current_revision == state.stable_revision == 3 and state.traffic == {
         "stable": 100,

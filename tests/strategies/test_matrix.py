@@ -78,9 +78,7 @@ def test_strategy_on_target(
     assert len(writes(sandbox)) == made, "a finished rollback repeats no write"
 
 
-def test_partial_rolls_back_dependents_first_across_kinds(
-    platform: KubernetesPlatform, sandbox: SandboxServer
-) -> None:
+def test_partial_rolls_back_dependents_first_across_kinds(platform: KubernetesPlatform, sandbox: SandboxServer) -> None:
     """payments fails: checkout (depends on it) and frontend (an Istio pair depending on checkout) go too."""
     request = RollbackRequest(TargetRef("kubernetes", "demo", "shop", "payments"), components=("payments",))
     plan = STRATEGIES["partial"]().plan(platform, request)
@@ -123,10 +121,6 @@ def test_blue_green_on_a_target_without_colours_is_refused(platform: KubernetesP
     from strategies import UnsupportedError
 
     with pytest.raises(UnsupportedError, match="needs switch"):
-        STRATEGIES["blue_green"]().plan(
-            platform, RollbackRequest(TargetRef("kubernetes", "demo", "shop", "payments"))
-        )
+        STRATEGIES["blue_green"]().plan(platform, RollbackRequest(TargetRef("kubernetes", "demo", "shop", "payments")))
     with pytest.raises(UnsupportedError, match="needs weights"):
-        STRATEGIES["progressive"]().plan(
-            platform, RollbackRequest(TargetRef("kubernetes", "demo", "shop", "cart"))
-        )
+        STRATEGIES["progressive"]().plan(platform, RollbackRequest(TargetRef("kubernetes", "demo", "shop", "cart")))
