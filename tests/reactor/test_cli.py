@@ -56,7 +56,9 @@ def test_db_upgrade_and_current(db_url: str) -> None:
 
 
 def test_history_explain_and_kill_switch(app_factory: Any, db_url: str) -> None:
-    app = app_factory(make_settings(db_url, **{"policies.defaults.mode": "auto"}))
+    app = app_factory(
+        make_settings(db_url, **{"policies.defaults.mode": "auto", "policies.defaults.strategies": ["undo"]})
+    )
     body = load_fixture("alertmanager-0.25-webhook-firing.json")
     app.test_client().post("/webhooks/alertmanager", json=body, headers=AUTH)
     rt(app).worker.drain()

@@ -72,7 +72,9 @@ def platform() -> FaultyPlatform:
 
 def build(app_factory: Any, db_url: str, platform: FaultyPlatform, clock: Clock, events: list | None = None,
           **overrides: Any) -> Flask:  # fmt: skip
-    settings = make_settings(db_url, **{"policies.defaults.mode": "auto", **overrides})
+    # These tests exercise the worker's mechanics through undo's revert step (where the faults are injected).
+    base = {"policies.defaults.mode": "auto", "policies.defaults.strategies": ["undo"]}
+    settings = make_settings(db_url, **{**base, **overrides})
     sink = events if events is not None else []
     app = app_factory(
         settings,
