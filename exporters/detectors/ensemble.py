@@ -20,6 +20,18 @@ Why this design (measured on NAB's realAWSCloudwatch series, see benchmarks/RESU
 * One incident should raise one alarm: after a score crosses ``level`` further scores are damped for
   ``suppress`` points unless the novelty grows by ``escalation`` times (a second, larger anomaly).
 
+Tried on NAB and not adopted (standard profile; this design scores 75.3). Scale-free channels scored higher
+for the wrong reason: a 12-point rolling median (78.4) and a KS test of the last 24 points against the
+previous 288 (79.0) "found" ec2_cpu_utilization_24ae8d's second window only through the 0.002-point
+quantisation of an idle CPU series (values 0.132 / 0.134 %): a median flipping to 0.1 on the window's first
+row, a change in the mix of the two lattice values 63 points after the labelled blip (the KS test's other
+extra window, in iio_us-east-1_i-a2eb1cd9_NetworkIn, came 26 points after the spike, worth 0.24 of a
+detection). On a real idle instance such channels would page someone for nothing. A trimmed 6-point mean
+(74.7), a Welch-t mean-shift channel (73.7-74.4), a same-time-yesterday residual (75.1), summing channels
+(75.4) or weighting the maximum by how many channels agree (75.6) were no better, or not by enough to
+justify a parameter; shorter histories (300 / 600 / 1,000 points) find no more windows and raise 80 / 33 /
+15 false positives (64.2 / 69.5 / 72.1).
+
 Everything is trailing-window arithmetic, so the score of row i depends on rows <= i only. Many series are
 scored at once by :meth:`NoveltyEnsemble.score_many` (columns of one frame), which the exporter uses.
 """
