@@ -2,10 +2,10 @@
 
 - The first ``min(floor(0.15 n), 750)`` rows of a file are probationary: never scored.
 - A detection at relative position ``p`` inside a window (-1 = left edge, 0 = right edge) earns
-  ``tp * (2 sigmoid(-5 p) - 1) / 0.98661``; only the best (earliest) detection of a window counts; a window
-  without detection costs ``-fn``.
+  ``tp * (2 sigmoid(-5 p) - 1) / (2 sigmoid(5) - 1)`` (the divisor is 0.98661...); only the best (earliest)
+  detection of a window counts; a window without detection costs ``-fn``.
 - A detection outside every window costs ``fp * (2 sigmoid(-5 p) - 1)`` where ``p`` is its distance past the
-  end of the previous window over that window's width - 1; ``-fp`` when no window came before or ``p > 3``.
+  end of the previous window over that window's width - 1; ``-fp`` when no window came before or ``p >= 3``.
 - Raw score = sum over files; normalised = ``100 (raw - null) / (perfect - null)`` with ``null = -fn windows``
   and ``perfect = tp windows``. One threshold for the whole set, swept over every distinct score.
 """
@@ -42,7 +42,11 @@ def load_profiles(path: Path) -> dict[str, dict[str, float]]:
 
 def _scaled_sigmoid(p: np.ndarray) -> np.ndarray:
     out = 2.0 / (1.0 + np.exp(5.0 * p)) - 1.0
-    return np.where(p > 3.0, -1.0, out)
+    return np.where(p >= 3.0, -1.0, out)
+
+
+#: The value of the earliest possible detection (NAB's ``maxTP = scaledSigmoid(-1)``), computed exactly.
+MAX_TP = float(_scaled_sigmoid(np.array([-1.0]))[0])
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ class FileLabels:
     window_of: np.ndarray
     #: unweighted tp value (inside windows) or fp factor (outside), before profile weights
     unweighted: np.ndarray
-    #: True where the outside-window cost is the flat -1 (no previous window)
+    #: number of labelled windows in the file
     windows: int
 
 
@@ -76,7 +80,7 @@ def label_file(timestamps: Sequence[str], windows: Sequence[Sequence[str]]) -> F
         width = right - left + 1
         window_of[left : right + 1] = w
         pos = -(right - np.arange(left, right + 1) + 1) / width
-        unweighted[left : right + 1] = _scaled_sigmoid(pos) / 0.98661
+        unweighted[left : right + 1] = _scaled_sigmoid(pos) / MAX_TP
     prev_right: int | None = None
     prev_width = 0
     bi = 0
@@ -94,6 +98,10 @@ def label_file(timestamps: Sequence[str], windows: Sequence[Sequence[str]]) -> F
             unweighted[i] = float(_scaled_sigmoid(np.array([p]))[0])
     probation = min(math.floor(0.15 * n), 750)
     return FileLabels(n=n, probation=probation, window_of=window_of, unweighted=unweighted, windows=len(windows))
+
+
+#: Scored files: name -> (labels, anomaly scores).
+Files = Mapping[str, tuple[FileLabels, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -156,3 +164,41 @@ def sweep(files: Mapping[str, tuple[FileLabels, np.ndarray]], profile: Mapping[s
             best = SweepResult(float(t), raw, norm, tp, fp_count, total_windows - tp)
         i = j
     return best
+
+
+def raw_at(files: Files, profile: Mapping[str, float], threshold: float) -> float:
+    """Raw score (sum over files) with a fixed threshold: detection where score >= threshold."""
+    tp_w, fp_w, fn_w = profile["tp"], profile["fp"], profile["fn"]
+    raw = 0.0
+    for labels, scores in files.values():
+        rows = np.arange(labels.probation, labels.n)
+        hit = rows[np.asarray(scores, dtype=float)[rows] >= threshold]
+        win = labels.window_of[hit]
+        raw += fp_w * float(labels.unweighted[hit[win < 0]].sum())
+        detected = {int(w): float(labels.unweighted[hit[win == w]].max()) for w in np.unique(win[win >= 0])}
+        raw += tp_w * sum(detected.values()) - fn_w * (labels.windows - len(detected))
+    return raw
+
+
+def normalise(raw: float, windows: int, profile: Mapping[str, float]) -> float:
+    """NAB's normalisation: 0 for the null detector (-fn per window), 100 for the perfect one (tp per window)."""
+    null, perfect = -profile["fn"] * windows, profile["tp"] * windows
+    return 100.0 * (raw - null) / (perfect - null)
+
+
+def score_at(files: Files, profile: Mapping[str, float], threshold: float) -> float:
+    """Normalised score with a fixed threshold, for the score curve around the swept one."""
+    return normalise(raw_at(files, profile, threshold), sum(lab.windows for lab, _ in files.values()), profile)
+
+
+def held_out_threshold_score(files: Files, profile: Mapping[str, float]) -> float:
+    """Leave-one-file-out: each file is scored with the threshold swept on the other files; normalised total.
+
+    A check that a score is not one lucky threshold: it is what a user who chose the threshold on other
+    series would see on a new one.
+    """
+    raw = 0.0
+    for name, (labels, scores) in files.items():
+        t = sweep({k: v for k, v in files.items() if k != name}, profile).threshold
+        raw += raw_at({name: (labels, scores)}, profile, t)
+    return normalise(raw, sum(lab.windows for lab, _ in files.values()), profile)

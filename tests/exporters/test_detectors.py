@@ -12,6 +12,7 @@ import yaml
 
 from exporters.catalogue import CATALOGUE, render_template
 from exporters.detectors import DETECTORS, get_detector
+from exporters.detectors.ensemble import NoveltyEnsemble, _rolling_extreme
 from exporters.detectors.forecast import predict_breach
 from exporters.detectors.isolation import IsolationScorer
 from tests.conftest import FIXTURES, ROOT
@@ -81,6 +82,62 @@ def test_ensemble_flags_a_new_level_once() -> None:
     assert scores[300:590].max() < 0.75
     assert scores[600:606].max() > 0.8
     assert (scores[610:] > 0.6).sum() < 5
+
+
+def _incident_series() -> np.ndarray:
+    """Noise around 10, a daily spike to 15, a past incident (one-off spikes to 40 and 30), then 25 at 2600."""
+    rng = np.random.default_rng(3)
+    x = 10 + rng.normal(0, 0.5, 3000)
+    x[np.arange(100, 3000, 288)] += 5
+    x[1200], x[1500], x[2600] = 40.0, 30.0, 25.0
+    return x
+
+
+def test_one_off_outliers_do_not_mask_a_later_anomaly() -> None:
+    # NAB's rds_cpu_utilization_cc0c53 has this shape: its second labelled spike is below the first incident.
+    x = _incident_series()
+    new, plain = NoveltyEnsemble().score(x), NoveltyEnsemble(outlier_every=0).score(x)
+    assert new[2600] > 0.9 and plain[2600] < 0.5
+    quiet = np.ones(len(x), dtype=bool)
+    quiet[:1000] = False  # before 1,000 points of history the plain extremes apply anyway
+    for incident in (1200, 1500, 2600):
+        quiet[incident : incident + 60] = False
+    assert new[quiet].max() < 0.6  # the daily spike (recurring) stays normal
+
+
+def test_rolling_extreme_ignores_one_value_per_outlier_every_points() -> None:
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(700, 3))
+    a[rng.random(a.shape) < 0.1] = np.nan
+    a[:150, 2] = np.nan  # a shorter series, front-padded as score_many does
+    for maximum in (True, False):
+        got = _rolling_extreme(a, 250, 30, maximum=maximum, outlier_every=60)
+        for t in range(len(a)):
+            for j in range(a.shape[1]):
+                win = a[max(0, t - 249) : t + 1, j]
+                win = win[np.isfinite(win)]
+                if len(win) < 30:
+                    assert np.isnan(got[t, j])
+                    continue
+                k = 1 + len(win) // 60  # up to 5 here
+                assert got[t, j] == sorted(win, reverse=maximum)[k - 1]
+
+
+def test_ensemble_is_causal_deterministic_and_batch_consistent_with_outlier_ranks() -> None:
+    x = _incident_series()
+    det = get_detector("ensemble")
+    full = det.score(x)
+    np.testing.assert_array_equal(det.score(x), full)
+    for cut in (999, 1000, 1001, 2100, 2601):
+        np.testing.assert_array_equal(det.score(x[:cut]), full[:cut])
+    parts = [x, x[:1500], x[700:]]
+    for batched, single in zip(NoveltyEnsemble().score_many(parts), parts, strict=True):
+        np.testing.assert_array_equal(batched, det.score(single))
+
+
+def test_ensemble_rejects_an_outlier_every_that_ignores_all_history() -> None:
+    with pytest.raises(ValueError, match="outlier_every=1 would ignore every point of history"):
+        NoveltyEnsemble(outlier_every=1)
 
 
 def test_isolation_forest_names_the_shifted_metric() -> None:
