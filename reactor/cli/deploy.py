@@ -223,9 +223,10 @@ class Gate:
         self.client, self.deployment_id = client, deployment_id
         self.timeout, self.every, self.as_json = timeout, max(1.0, every), as_json
         self.clock, self.sleep = clock, sleep
+        self.started: float | None = None
 
     def run(self) -> int:
-        start = self.clock()
+        start = self.started = self.clock()
         deadline = start + self.timeout
         state: str | None = None
         view: dict[str, Any] | None = None
@@ -262,7 +263,8 @@ class Gate:
             changed = view["state"] != state
             if changed:
                 state = view["state"]
-                _say(f"[{_clock(elapsed)}] {view['status']}: {progress.get('message') or progress.get('phase')}")
+                if view["status"] not in EXIT_CODES:  # a verdict gets its own line below
+                    _say(f"[{_clock(elapsed)}] {view['status']}: {progress.get('message') or progress.get('phase')}")
                 last_line = self.clock()
             elif self.clock() - last_line >= self.every:
                 _say(f"[{_clock(elapsed)}] still {progress.get('phase')}: {progress.get('message')}")
@@ -287,7 +289,8 @@ class Gate:
 
     def _verdict(self, view: Mapping[str, Any]) -> int:
         code = EXIT_CODES[view["status"]]
-        _say(f"verdict: {view['status']} (exit {code}): {view.get('verdict_reason') or ''}".rstrip(": "))
+        elapsed = _clock(self.clock() - self.started) if self.started is not None else "00:00"
+        _say(f"[{elapsed}] verdict: {view['status']} (exit {code}): {view.get('verdict_reason') or ''}".rstrip(": "))
         click.echo(json.dumps(view, indent=2) if self.as_json else view["status"])
         return code
 
