@@ -56,10 +56,8 @@ class Client:
     """A small HTTP client of the reactor's API; ``session`` is injectable (tests pass their own)."""
 
     def __init__(self, url: str, token: str | None, *, session: Any = None, timeout: float = 10.0) -> None:
-        import requests
-
         self.url = _check_url(url)
-        self.session = session or requests.Session()
+        self.session = session or _session()
         self.session.headers["User-Agent"] = "smart-rollback-cli"
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
@@ -394,6 +392,20 @@ def list_command(target: str, limit: int, url: str, token: str | None, as_json: 
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+
+
+def _session() -> Any:
+    """A session that resends a GET once when the server closed an idle keep-alive connection just as it was
+    reused (gunicorn closes them after 2 s): a race, not an outage, and not worth a line in the CI log."""
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    session = requests.Session()
+    retry = Retry(total=1, connect=1, read=1, status=0, other=0, allowed_methods=frozenset({"GET"}))
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    session.mount("https://", HTTPAdapter(max_retries=retry))
+    return session
 
 
 def pipeline_url_from_env(env: Mapping[str, str]) -> str | None:

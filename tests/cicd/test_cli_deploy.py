@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -17,7 +17,8 @@ import requests
 from werkzeug.serving import make_server
 
 from reactor.cli.deploy import actor_from_env, parse_duration, pipeline_url_from_env
-from tests.cicd.conftest import AUTH, TOKEN, alert_payload, make_settings
+from reactor.worker import Platforms
+from tests.cicd.conftest import AUTH, REF, TARGET, TOKEN, alert_payload, make_settings, seeded_cluster
 from tests.conftest import ROOT, free_port
 
 #: Short enough for tests, long enough that an alert sent right after registering lands inside it.
@@ -42,13 +43,22 @@ def reactor_settings(db: str) -> dict[str, Any]:
 def live(app_factory: Any, sqlite_url: str) -> Iterator[str]:
     """The reactor app behind a real threaded HTTP server, its job worker running."""
     app = app_factory(make_settings(sqlite_url, **reactor_settings(sqlite_url)), start_worker=True)
+    url, stop = serve(app)
+    yield url
+    stop()
+
+
+def serve(app: Any) -> tuple[str, Callable[[], None]]:
     port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{port}"
-    server.shutdown()
-    thread.join(5)
+
+    def stop() -> None:
+        server.shutdown()
+        thread.join(5)
+
+    return f"http://127.0.0.1:{port}", stop
 
 
 def cli(url: str, *args: str, env: dict[str, str] | None = None, token: str = TOKEN) -> subprocess.CompletedProcess:
@@ -205,3 +215,32 @@ def test_durations_and_ci_environments() -> None:
     assert pipeline_url_from_env({"CIRCLE_BUILD_URL": "https://circleci/1"}) == "https://circleci/1"
     assert pipeline_url_from_env({}) is None
     assert actor_from_env({"GITLAB_USER_LOGIN": "carol", "USER": "root"}) == "carol"
+
+
+def test_a_revision_marked_bad_is_never_rolled_onto(app_factory: Any, sqlite_url: str) -> None:
+    """End to end: a person marks the platform's stable revision bad with the CLI; the next bad deploy is
+    rolled back past it, and the gate says so."""
+    cluster = seeded_cluster()  # revisions 1..3 (images shop:1..3), 3 running, 2 the platform's stable one
+    settings = make_settings(sqlite_url, **reactor_settings(sqlite_url))
+    platforms = Platforms(settings, instances={"kubernetes": cluster})
+    app = app_factory(settings, platforms=platforms, start_worker=True)
+    url, stop = serve(app)
+    try:
+        marked = cli(url, "mark-bad", "--target", TARGET, "--revision", "shop:2", "--reason", "INC-12: loses orders",
+                     "--actor", "alice")  # fmt: skip
+        assert marked.returncode == 0, marked.stderr
+        deployment_id = registered(url, TARGET, "shop:3")
+        fire(url, TARGET)
+        gate = cli(url, "gate", "--deployment", deployment_id, "--timeout", "60", "--json")
+        assert gate.returncode == 10, gate.stderr
+        verdict = json.loads(gate.stdout)
+        decision = requests.get(f"{url}/api/v1/decisions/{verdict['progress']['decision_id']}", headers=AUTH,
+                                timeout=10).json()  # fmt: skip
+        assert decision["to_revision"] == 1, decision["reasons"]
+        assert "revision 2 is marked bad: skipped" in decision["reasons"]
+        assert [c.body for c in cluster.calls] == [{"revision": 1}]
+        assert cluster.describe(REF).current_revision == 1
+        listed = cli(url, "list", "--target", TARGET)
+        assert "last known good revision of kubernetes/prod/shop/checkout: none yet" in listed.stdout
+    finally:
+        stop()
