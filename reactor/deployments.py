@@ -69,7 +69,14 @@ class Deployments:
         self.settings = settings
         self.platforms = platforms
         self.clock = clock
-        self.session = session or requests.Session()
+        self._session = session
+
+    @property
+    def session(self) -> requests.Session:
+        """The HTTP session for Prometheus, made on first use (most instances never ask Prometheus)."""
+        if self._session is None:
+            self._session = requests.Session()
+        return self._session
 
     # ------------------------------------------------------------------------------------------ facts
 
