@@ -18,13 +18,17 @@ from werkzeug.serving import make_server
 
 from reactor.cli.deploy import actor_from_env, parse_duration, pipeline_url_from_env
 from reactor.worker import Platforms
-from tests.cicd.conftest import AUTH, REF, TARGET, TOKEN, alert_payload, make_settings, seeded_cluster
+from strategies import TargetRef
+from tests.cicd.conftest import AUTH, TOKEN, alert_payload, make_settings, seeded_cluster
 from tests.conftest import ROOT, free_port
 
 #: Short enough for tests, long enough that an alert sent right after registering lands inside it.
 SOAK = 2.0
+#: Targets that get an alert after registering soak longer (``alerted``): the alert must land inside the soak
+#: even on a loaded machine; gates with a verdict from a decision return at once anyway.
 POLICIES = [
-    {"match": "*/observe/*", "mode": "observe"},
+    {"match": "*/observe/*", "mode": "observe", "soak_seconds": 6},
+    {"match": "*/alerted/*", "soak_seconds": 6},
     {"match": "*/slow/*", "soak_seconds": 3600},
 ]
 
@@ -115,7 +119,7 @@ def test_gate_healthy(live: str) -> None:
 
 
 def test_gate_rolled_back(live: str) -> None:
-    target = "kubernetes/prod/shop/payments"
+    target = "kubernetes/prod/alerted/payments"
     deployment_id = registered(live, target)
     fire(live, target)
     result = cli(live, "gate", "--deployment", deployment_id, "--timeout", "60")
@@ -134,7 +138,7 @@ def test_gate_bad_in_observe_mode(live: str) -> None:
 
 
 def test_gate_insufficient_data(live: str) -> None:
-    target = "kubernetes/prod/shop/quiet"
+    target = "kubernetes/prod/alerted/quiet"
     deployment_id = registered(live, target)
     fire(live, target, alertname="HealthDataMissing", failure_kind="insufficient_data")
     result = cli(live, "gate", "--deployment", deployment_id, "--timeout", "60")
@@ -220,17 +224,19 @@ def test_durations_and_ci_environments() -> None:
 def test_a_revision_marked_bad_is_never_rolled_onto(app_factory: Any, sqlite_url: str) -> None:
     """End to end: a person marks the platform's stable revision bad with the CLI; the next bad deploy is
     rolled back past it, and the gate says so."""
-    cluster = seeded_cluster()  # revisions 1..3 (images shop:1..3), 3 running, 2 the platform's stable one
+    ref = TargetRef.parse("kubernetes/prod/alerted/checkout")
+    target = str(ref)
+    cluster = seeded_cluster(ref)  # revisions 1..3 (images shop:1..3), 3 running, 2 the platform's stable one
     settings = make_settings(sqlite_url, **reactor_settings(sqlite_url))
     platforms = Platforms(settings, instances={"kubernetes": cluster})
     app = app_factory(settings, platforms=platforms, start_worker=True)
     url, stop = serve(app)
     try:
-        marked = cli(url, "mark-bad", "--target", TARGET, "--revision", "shop:2", "--reason", "INC-12: loses orders",
+        marked = cli(url, "mark-bad", "--target", target, "--revision", "shop:2", "--reason", "INC-12: loses orders",
                      "--actor", "alice")  # fmt: skip
         assert marked.returncode == 0, marked.stderr
-        deployment_id = registered(url, TARGET, "shop:3")
-        fire(url, TARGET)
+        deployment_id = registered(url, target, "shop:3")
+        fire(url, target)
         gate = cli(url, "gate", "--deployment", deployment_id, "--timeout", "60", "--json")
         assert gate.returncode == 10, gate.stderr
         verdict = json.loads(gate.stdout)
@@ -239,8 +245,8 @@ def test_a_revision_marked_bad_is_never_rolled_onto(app_factory: Any, sqlite_url
         assert decision["to_revision"] == 1, decision["reasons"]
         assert "revision 2 is marked bad: skipped" in decision["reasons"]
         assert [c.body for c in cluster.calls] == [{"revision": 1}]
-        assert cluster.describe(REF).current_revision == 1
-        listed = cli(url, "list", "--target", TARGET)
-        assert "last known good revision of kubernetes/prod/shop/checkout: none yet" in listed.stdout
+        assert cluster.describe(ref).current_revision == 1
+        listed = cli(url, "list", "--target", target)
+        assert f"last known good revision of {target}: none yet" in listed.stdout
     finally:
         stop()

@@ -77,7 +77,9 @@ def reactor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reactor]:
         "database": {"url": f"sqlite:///{tmp / 'reactor.db'}"},
         "policies": {
             "defaults": {"mode": "auto", "wait_timeout_seconds": 0},
-            "targets": [{"match": "*/slow/*", "soak_seconds": 3600}],
+            # Targets that get an alert after registering soak longer: the alert must land inside the soak
+            # even on a loaded machine (a gate with a verdict from a decision returns at once anyway).
+            "targets": [{"match": "*/slow/*", "soak_seconds": 3600}, {"match": "*/alerted/*", "soak_seconds": 6}],
         },
         "deployments": {"soak_seconds": SOAK},
         "worker": {"poll_interval_seconds": 0.2},
@@ -144,8 +146,9 @@ VERDICTS = [
 ]  # fmt: skip
 
 
-def target_for(plugin: str, verdict: Verdict) -> str:
-    return f"kubernetes/prod/{'slow' if verdict.slow else plugin}/{verdict.name.replace('_', '-')}-{time.time_ns()}"
+def target_for(plugin: str, verdict: Verdict, *, alerted: bool = False) -> str:
+    namespace = "slow" if verdict.slow else "alerted" if alerted else plugin
+    return f"kubernetes/{plugin}/{namespace}/{verdict.name.replace('_', '-')}-{time.time_ns()}"
 
 
 class Plugin:
@@ -482,7 +485,7 @@ PLUGINS: list[Plugin] = [GitHubAction(), GitLabTemplates(), JenkinsStep(), Circl
 @pytest.mark.parametrize("verdict", VERDICTS, ids=[v.name for v in VERDICTS])
 @pytest.mark.parametrize("plugin", PLUGINS, ids=[p.name for p in PLUGINS])
 def test_plugin_registers_and_gets_each_verdict(reactor: Reactor, plugin: Plugin, verdict: Verdict) -> None:
-    target = target_for(plugin.name, verdict)
+    target = target_for(plugin.name, verdict, alerted=verdict.code in (10, 12))
     deployment_id = plugin.register(reactor, target, "v2")
     registered = reactor.deployment(deployment_id)
     assert (registered["target"], registered["revision"]) == (target, "v2")
@@ -496,7 +499,7 @@ def test_plugin_registers_and_gets_each_verdict(reactor: Reactor, plugin: Plugin
 @pytest.mark.e2e
 def test_github_action_outputs_and_allowing_insufficient_data(reactor: Reactor) -> None:
     action = GitHubAction()
-    target = target_for("github", VERDICTS[2])
+    target = target_for("github", VERDICTS[2], alerted=True)
 
     def after(step: str) -> None:
         if step == "register":
@@ -527,7 +530,7 @@ def test_jenkins_step_marks_and_unstable(reactor: Reactor) -> None:
     unknown = step.call(reactor, {"action": "deploy"})
     assert unknown["error"].startswith("smartRollback: action must be one of register, gate")
 
-    quiet = target_for("jenkins", VERDICTS[2])
+    quiet = target_for("jenkins", VERDICTS[2], alerted=True)
     deployment_id = step.register(reactor, quiet, "v5")
     reactor.fire(quiet, alertname="HealthDataMissing", failure_kind="insufficient_data")
     outcome = step.call(reactor, {"action": "gate", "deploymentId": deployment_id, "allowInsufficientData": True,
