@@ -93,12 +93,14 @@ def create_app(
     runtime = Runtime(settings, store, writer, worker, Authenticator(settings.auth), notifier)
     app.extensions["smart_rollback"] = runtime
 
+    from reactor.api.deployments import bp as deployments_bp
     from reactor.api.ops import bp as ops_bp
     from reactor.api.v1 import bp as v1_bp
     from reactor.api.webhooks import bp as webhooks_bp
 
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(v1_bp)
+    app.register_blueprint(deployments_bp)
     app.register_blueprint(ops_bp)
     chatops = settings.notifications.chatops
     if chatops.slack_signing_secret is not None or chatops.link_secret is not None:

@@ -24,6 +24,14 @@ _DB_DOWN = {"503": _resp("The store cannot take the write now; nothing was store
 _ACCEPTED = {"$ref": "#/components/schemas/RollbackAccepted"}
 _TEXT = {"schema": {"type": "string"}}
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}}
+_DEPLOYMENT = {"$ref": "#/components/schemas/Deployment"}
+_IDEMPOTENCY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "description": "Repeating a request with the same key returns the first result (safe retries).",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 1024},
+}
+_STATUSES = ("in_progress", "healthy", "rolled_back", "bad", "insufficient_data", "superseded")
 
 _INTAKE_RESPONSES = {
     "202": _resp("Stored; acted on in the background.", {"$ref": "#/components/schemas/IntakeResult"}),
@@ -70,28 +78,103 @@ def spec(server_url: str = "") -> dict[str, Any]:
             },
             "/api/v1/deployments": {
                 "post": {
-                    "summary": "Register a deployment (CI/CD)",
+                    "summary": "Register a deployment (CI/CD); its verdict follows after the soak",
                     "operationId": "registerDeployment",
+                    "parameters": [_IDEMPOTENCY],
                     "requestBody": _body("DeploymentRequest"),
                     "responses": {
-                        "201": _resp("Registered.", {"$ref": "#/components/schemas/Deployment"}),
+                        "201": _resp("Registered.", _DEPLOYMENT),
+                        "200": _resp("Repeated request (same idempotency key): the first deployment.", _DEPLOYMENT),
                         "400": _resp("Invalid request."),
+                        **_COMMON,
+                        **_DB_DOWN,
+                    },
+                },
+                "get": {
+                    "summary": "Deployments, newest first",
+                    "operationId": "listDeployments",
+                    "parameters": [
+                        {"name": "target", "in": "query", "schema": {"type": "string"}},
+                        {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(_STATUSES)}},
+                        {"name": "revision", "in": "query", "schema": {"type": "string"}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                        {"name": "before", "in": "query", "schema": {"type": "number"}},
+                    ],
+                    "responses": {
+                        "200": _resp("Deployments.", {"$ref": "#/components/schemas/DeploymentList"}),
+                        "400": _resp("Invalid query."),
+                        "401": _COMMON["401"],
+                    },
+                },
+            },
+            "/api/v1/deployments/{id}": {
+                "get": {
+                    "summary": "A deployment and its verdict (for pipeline gates); long-polls with ?wait=",
+                    "operationId": "getDeployment",
+                    "parameters": [
+                        _ID,
+                        {
+                            "name": "wait",
+                            "in": "query",
+                            "description": "Seconds to wait for `state` to change (bounded by "
+                            "deployments.max_wait_seconds, default 25); 0 answers at once.",
+                            "schema": {"type": "number", "minimum": 0, "maximum": 120},
+                        },
+                        {
+                            "name": "since",
+                            "in": "query",
+                            "description": "The `state` the client saw last; the wait ends as soon as it differs.",
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        "200": _resp("The deployment.", _DEPLOYMENT),
+                        "400": _resp("Invalid query."),
+                        "401": _COMMON["401"],
+                        "404": _resp("No such deployment."),
+                    },
+                }
+            },
+            "/api/v1/deployments/{id}/mark": {
+                "post": {
+                    "summary": "A person's verdict on a deployment: good (healthy, last known good) or bad",
+                    "operationId": "markDeployment",
+                    "parameters": [_ID],
+                    "requestBody": _body("MarkRequest"),
+                    "responses": {
+                        "200": _resp("Marked.", _DEPLOYMENT),
+                        "400": _resp("Invalid request."),
+                        "404": _resp("No such deployment."),
                         **_COMMON,
                         **_DB_DOWN,
                     },
                 }
             },
-            "/api/v1/deployments/{id}": {
-                "get": {
-                    "summary": "A deployment and its verdict (for pipeline gates)",
-                    "operationId": "getDeployment",
-                    "parameters": [_ID],
+            "/api/v1/marks": {
+                "post": {
+                    "summary": "Mark a revision of a target good or bad (the engine never rolls onto a bad one)",
+                    "operationId": "markRevision",
+                    "requestBody": _body("RevisionMarkRequest"),
                     "responses": {
-                        "200": _resp("The deployment.", {"$ref": "#/components/schemas/Deployment"}),
-                        "401": _COMMON["401"],
-                        "404": _resp("No such deployment."),
+                        "201": _resp("Marked.", {"$ref": "#/components/schemas/MarkResult"}),
+                        "400": _resp("Invalid request."),
+                        **_COMMON,
+                        **_DB_DOWN,
                     },
-                }
+                },
+                "get": {
+                    "summary": "A target's revision marks, newest first, and its last known good revision",
+                    "operationId": "listMarks",
+                    "parameters": [
+                        {"name": "target", "in": "query", "required": True, "schema": {"type": "string"}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+                    ],
+                    "responses": {
+                        "200": _resp("Marks.", {"$ref": "#/components/schemas/MarkList"}),
+                        "400": _resp("Invalid query."),
+                        "401": _COMMON["401"],
+                    },
+                },
             },
             "/api/v1/decisions": {
                 "get": {
@@ -284,9 +367,20 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["target", "revision"],
         "properties": {
             "target": {"type": "string", "example": "kubernetes/prod/shop/checkout"},
-            "revision": {"type": "string"},
+            "revision": {"type": "string", "description": "what is deployed: a revision number, image tag, commit"},
             "previous_revision": {"type": "string"},
             "pipeline_url": {"type": "string"},
+            "actor": {"type": "string", "description": "who deployed (default: the authenticated identity)"},
+            "idempotency_key": {
+                "type": "string",
+                "description": "like the Idempotency-Key header, for senders that cannot set one (Argo CD)",
+            },
+            "source": {"type": "string", "maxLength": 32, "example": "argocd"},
+            "context": {
+                "type": "object",
+                "additionalProperties": {"type": "string"},
+                "description": "up to 32 strings kept with the deployment (repository, commit, application...)",
+            },
         },
     },
     "Deployment": {
@@ -297,9 +391,84 @@ _SCHEMAS: dict[str, Any] = {
             "revision": {"type": "string"},
             "previous_revision": {"type": "string", "nullable": True},
             "pipeline_url": {"type": "string", "nullable": True},
-            "status": {"type": "string", "enum": ["in_progress", "healthy", "rolled_back", "bad", "insufficient_data"]},
+            "actor": {"type": "string", "nullable": True},
+            "status": {"type": "string", "enum": list(_STATUSES)},
             "started_at": _TIME,
+            "soak_until": _TIME,
             "verdict_at": _TIME,
+            "verdict_reason": {"type": "string", "nullable": True},
+            "verdict_by": {"type": "string", "nullable": True},
+            "platform_revision": {"type": "integer", "nullable": True},
+            "progress": {
+                "type": "object",
+                "properties": {
+                    "phase": {
+                        "type": "string",
+                        "description": "soaking, deciding, awaiting_approval, rolling_back, settling, or the status",
+                    },
+                    "message": {"type": "string"},
+                    "decision_id": {"type": "string", "nullable": True},
+                    "soak_seconds_left": {"type": "number", "nullable": True},
+                },
+            },
+            "state": {"type": "string", "description": "changes whenever status, phase or decision change"},
+            "duplicate": {"type": "boolean"},
+        },
+    },
+    "DeploymentList": {
+        "type": "object",
+        "properties": {
+            "deployments": {"type": "array", "items": _DEPLOYMENT},
+            "next_before": {"type": "number", "nullable": True},
+        },
+    },
+    "MarkRequest": {
+        "type": "object",
+        "required": ["verdict", "reason"],
+        "properties": {
+            "verdict": {"type": "string", "enum": ["good", "bad"]},
+            "reason": {"type": "string", "minLength": 1},
+            "actor": {"type": "string", "description": "who (default: the authenticated identity)"},
+        },
+    },
+    "RevisionMarkRequest": {
+        "type": "object",
+        "required": ["target", "revision", "verdict", "reason"],
+        "properties": {
+            "target": {"type": "string"},
+            "revision": {"type": "string"},
+            "verdict": {"type": "string", "enum": ["good", "bad"]},
+            "reason": {"type": "string", "minLength": 1},
+            "actor": {"type": "string"},
+        },
+    },
+    "Mark": {
+        "type": "object",
+        "properties": {
+            "revision": {"type": "string"},
+            "verdict": {"type": "string", "enum": ["good", "bad"]},
+            "actor": {"type": "string", "nullable": True},
+            "reason": {"type": "string", "nullable": True},
+            "at": _TIME,
+        },
+    },
+    "MarkResult": {
+        "type": "object",
+        "properties": {
+            "target": {"type": "string"},
+            "revision": {"type": "string"},
+            "verdict": {"type": "string"},
+            "actor": {"type": "string"},
+            "deployments": {"type": "array", "items": {"type": "string"}},
+            "last_good": {"allOf": [{"$ref": "#/components/schemas/Mark"}], "nullable": True},
+        },
+    },
+    "MarkList": {
+        "type": "object",
+        "properties": {
+            "target": {"type": "string"},
+            "last_good": {"allOf": [{"$ref": "#/components/schemas/Mark"}], "nullable": True},
+            "marks": {"type": "array", "items": {"$ref": "#/components/schemas/Mark"}},
         },
     },
     "Decision": {

@@ -39,6 +39,8 @@ from strategies import PLATFORMS, STRATEGIES
 from webhooks import IdentityRules
 
 ENV_PREFIX = "SMART_ROLLBACK_"
+#: A week: longer soaks are almost certainly a unit mistake (milliseconds for seconds).
+MAX_SOAK_SECONDS = 7 * 86400.0
 Mode = Literal["observe", "recommend", "auto"]
 
 
@@ -172,6 +174,7 @@ class PolicyOverrides(_Model):
     wait_timeout_seconds: float | None = Field(None, ge=0)
     progressive: ProgressiveSettings | None = None
     release: str | None = None
+    soak_seconds: float | None = Field(None, gt=0, le=MAX_SOAK_SECONDS)
 
 
 class Policy(_Model):
@@ -199,6 +202,9 @@ class Policy(_Model):
     progressive: ProgressiveSettings = ProgressiveSettings()
     #: the release (multi-component group) the target belongs to, for partial rollbacks.
     release: str | None = None
+    #: healthy soak of a registered deployment before its revision becomes last known good
+    #: (None: ``deployments.soak_seconds``).
+    soak_seconds: float | None = Field(None, gt=0, le=MAX_SOAK_SECONDS)
 
     def merged(self, overrides: PolicyOverrides) -> Policy:
         changes = {k: v for k, v in overrides.model_dump(exclude={"match"}).items() if v is not None}
@@ -279,6 +285,37 @@ class HealthSettings(_Model):
     timeout_seconds: float = Field(2.0, gt=0)
 
 
+class DeploymentSettings(_Model):
+    """Registered deployments (CI/CD): the healthy soak and what counts as enough health data."""
+
+    #: a deployment with no rollback and no rollback-worthy alert for this long is ``healthy``, and its
+    #: revision becomes the last known good. Longer than your alert rules' ``for:`` plus Alertmanager's
+    #: ``group_wait``, or a bad revision can pass before its alert fires. Per target: ``policies``.
+    soak_seconds: float = Field(600.0, gt=0, le=MAX_SOAK_SECONDS)
+    #: at the end of the soak, ask Prometheus (``health.prometheus_url``) whether the exporter had
+    #: sufficient data at any time during the soak; if not, the verdict is ``insufficient_data``.
+    require_health_data: bool = False
+    #: PromQL answering "was the data sufficient during the soak"; ``{target}``, ``{namespace}``,
+    #: ``{cluster}``, ``{platform}`` and ``{window}`` (the soak as a duration, e.g. ``600s``) are filled in.
+    sufficiency_query: str = (
+        'max(max_over_time(smart_rollback_data_sufficient{{target="{target}",namespace="{namespace}"}}[{window}]))'
+    )
+    #: upper bound of ``GET /api/v1/deployments/{id}?wait=``: below gunicorn's and proxies' timeouts.
+    max_wait_seconds: float = Field(25.0, ge=0, le=120)
+
+    @field_validator("sufficiency_query")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        try:
+            value.format(target="t", namespace="n", cluster="c", platform="p", window="600s")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"{exc} is not a known placeholder; use {{target}}, {{namespace}}, {{cluster}}, "
+                "{platform} and {window}, and double literal braces: {{...}}"
+            ) from None
+        return value
+
+
 class Settings(_Model):
     server: ServerSettings = ServerSettings()
     auth: AuthSettings = AuthSettings(insecure=True)
@@ -290,6 +327,7 @@ class Settings(_Model):
     releases: dict[str, ReleaseSettings] = {}
     platforms: dict[str, PlatformInstance] = Field(default_factory=_default_platforms)
     health: HealthSettings = HealthSettings()
+    deployments: DeploymentSettings = DeploymentSettings()
     notifications: NotificationSettings = NotificationSettings()
     #: stop every automatic rollback; decisions are still recorded.
     kill_switch: bool = False
@@ -315,9 +353,18 @@ class Settings(_Model):
             problems.append(
                 "policies.defaults: cooldown_seconds exceeds window_seconds, so max_rollbacks > 1 can never apply"
             )
+        if self.deployments.require_health_data and not self.health.prometheus_url:
+            problems.append(
+                "deployments.require_health_data: set health.prometheus_url, the Prometheus the reactor asks "
+                "whether the exporter had sufficient data during the soak"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def soak_for(self, target: str) -> float:
+        """Seconds of healthy soak for ``target``: its policy's ``soak_seconds``, else the global one."""
+        return self.policy_for(target).soak_seconds or self.deployments.soak_seconds
 
     def policy_for(self, target: str) -> Policy:
         """The defaults refined by every ``policies.targets`` entry whose glob matches, in file order."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from reactor.store import Store
 
-_TIME_FIELDS = ("created_at", "updated_at", "finished_at", "started_at", "verdict_at", "at")
+_TIME_FIELDS = ("created_at", "updated_at", "finished_at", "started_at", "verdict_at", "at", "soak_until")
 
 
 def iso(value: float | None) -> str | None:
@@ -53,13 +53,23 @@ def explain_line(row: Mapping[str, Any]) -> str:
     return f"{what} [{row.get('status')}]" + (f": {'; '.join(reasons)}" if reasons else "")
 
 
-def deployment_view(store: Store, row: Mapping[str, Any]) -> dict[str, Any]:
-    """A deployment with its current verdict: a rollback of its target since it started means rolled_back."""
-    view = _times(dict(row))
-    if row["status"] == "in_progress":
-        since = store.list_decisions(target=row["target"], action="rollback", since=row["started_at"], limit=20)
-        done = [d for d in since if d["status"] == "succeeded"]
-        if done:
-            view["status"] = "rolled_back"
-            view["rollback_decision"] = done[0]["id"]
+def deployment_view(store: Store, row: Mapping[str, Any], *, now: float | None = None) -> dict[str, Any]:
+    """A deployment with its verdict and, while it has none, what it waits for (``progress``).
+
+    ``state`` changes whenever the status, the phase or the decision in play changes: long-polling gates wait
+    for it to differ from the one they saw.
+    """
+    from reactor.deployments import current
+
+    judgement = current(store, row, now=store.clock() if now is None else now)
+    view = _times({k: v for k, v in row.items() if k != "idempotency_key"})
+    soak_until = row.get("soak_until")
+    left = max(0.0, float(soak_until) - (store.clock() if now is None else now)) if soak_until else None
+    view["progress"] = {
+        "phase": judgement.phase,
+        "message": judgement.message,
+        "decision_id": judgement.decision_id,
+        "soak_seconds_left": None if row["status"] != "in_progress" or left is None else round(left, 1),
+    }
+    view["state"] = f"{row['status']}:{judgement.phase}:{judgement.decision_id or ''}"
     return view

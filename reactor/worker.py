@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from reactor import metrics
+from reactor.deployments import Deployments, Reschedule
 from reactor.engine import Decision, decide
 from reactor.health import HealthFn, HealthProbe
 from reactor.settings import Policy, Settings
@@ -97,6 +98,14 @@ class Worker:
         self.on_event = on_event or (lambda _kind, _data: None)
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.clock = clock
+        #: registered deployments: soak jobs, platform records, verdicts after decisions. The clock is looked
+        #: up on each call, so replacing ``worker.clock`` (tests, simulations) reaches it too.
+        self.deployments = Deployments(
+            store,
+            settings,
+            platforms=self.platforms,
+            clock=lambda: self.clock(),  # noqa: PLW0108
+        )
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -170,8 +179,16 @@ class Worker:
             elif job.kind == "execute":
                 self._execute_job(job)
                 finished = False
+            elif job.kind == "soak":
+                self.deployments.soak(job)
+                finished = False
+            elif job.kind == "record":
+                self.deployments.record(job)
+                finished = False
             else:
                 raise ValueError(f"unknown job kind {job.kind!r}")
+        except Reschedule as exc:
+            self.store.retry_job(job.id, self.owner, exc.delay, exc.reason, target=target)
         except TemporaryError as exc:
             self._retry(job, exc)
         except (StoreUnavailable, PlatformError, ValueError) as exc:
@@ -250,6 +267,7 @@ class Worker:
         )
         executes = decision.status == "approved"
         stored = self._record(job, alert, decision, finish=not executes)
+        self._settle(target_key)
         if executes:
             self._execute(stored)
         return not executes
@@ -288,6 +306,7 @@ class Worker:
             raise ValueError(f"decision {job.decision_id} of job {job.key} is missing")
         if decision["status"] == "queued":
             decision = self._complete_manual(decision, job.payload or {})
+            self._settle(decision.get("target"))
         if decision["status"] in ("approved", "executing"):
             self._execute(decision)
 
@@ -432,6 +451,7 @@ class Worker:
             decision_id, message, status=status, outcome=dict(outcome), finished_at=now, audit_kind="outcome"
         )
         decision = self.store.get_decision(decision_id) or {"id": decision_id}
+        self._settle(decision.get("target"))
         metrics.ROLLBACKS.labels(strategy or decision.get("strategy") or "", status).inc()
         alert = (decision.get("inputs") or {}).get("alert") or {}
         if status == "succeeded" and alert.get("starts_at"):
@@ -440,6 +460,16 @@ class Worker:
         self.on_event(
             {"succeeded": "rollback_succeeded", "stopped": "rollback_stopped"}.get(status, "rollback_failed"), decision
         )
+
+    def _settle(self, target: str | None) -> None:
+        """Give the target's deployments the verdict its decisions imply now (pipeline gates react at once).
+        Never in the way of a rollback: the soak job catches up on anything missed here."""
+        if not target:
+            return
+        try:
+            self.deployments.settle(target)
+        except Exception:
+            log.exception("could not settle the deployments of %s; the soak job will", target)
 
     def _resolve(self, job: Job) -> None:
         """A resolved alert stops in-flight rollbacks it caused and supersedes pending approvals."""

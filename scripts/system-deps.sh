@@ -9,6 +9,8 @@ set -euo pipefail
 bash "$(dirname "$0")/swarm-engine.sh" >/dev/null
 
 want=(prometheus prometheus-alertmanager prometheus-pushgateway)
+# The Jenkins shared-library step is compiled and run by Groovy 2.4 (the version Jenkins embeds) in tests/cicd.
+want+=(groovy default-jre-headless)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -1,5 +1,5 @@
-"""``/api/v1``: deployments (what CI/CD registers), decisions (why the reactor did what it did), approvals,
-and manual rollbacks through the same engine and audit trail."""
+"""``/api/v1``: decisions (why the reactor did what it did), approvals, and manual rollbacks through the same
+engine and audit trail. Deployments (what CI/CD registers) and revision marks: :mod:`reactor.api.deployments`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from flask import Blueprint, abort, g, jsonify, request, url_for
 
 from reactor.api import authenticated, json_body
 from reactor.app import runtime
-from reactor.views import decision_view, deployment_view
+from reactor.views import decision_view
 from strategies import STRATEGIES, TargetRef
 
 bp = Blueprint("v1", __name__, url_prefix="/api/v1")
@@ -58,42 +58,6 @@ def _optional_text(body: Mapping[str, Any], key: str, *, limit: int = 2048) -> s
     if len(text) > limit:
         abort(400, f"{key} is longer than {limit} characters")
     return text or None
-
-
-# ------------------------------------------------------------------------------------------ deployments
-
-
-@bp.post("/deployments")
-@authenticated
-def register_deployment() -> Any:
-    body = _object()
-    target = _target(body)
-    revision = _optional_text(body, "revision", limit=128)
-    if revision is None:
-        abort(400, "revision is required (the revision being deployed, e.g. 7 or an image tag)")
-    row = runtime().store.register_deployment(
-        {
-            "target": target,
-            "revision": revision,
-            "previous_revision": _optional_text(body, "previous_revision", limit=128),
-            "pipeline_url": _optional_text(body, "pipeline_url"),
-            "actor": g.actor,
-        }
-    )
-    response = jsonify(deployment_view(runtime().store, row))
-    response.status_code = 201
-    response.headers["Location"] = url_for("v1.get_deployment", deployment_id=row["id"])
-    return response
-
-
-@bp.get("/deployments/<deployment_id>")
-@authenticated
-def get_deployment(deployment_id: str) -> Any:
-    store = runtime().store
-    row = store.get_deployment(deployment_id)
-    if row is None:
-        abort(404, f"no deployment {deployment_id!r}")
-    return jsonify(deployment_view(store, row))
 
 
 # ------------------------------------------------------------------------------------------ decisions

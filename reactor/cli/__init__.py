@@ -20,6 +20,7 @@ def main() -> None:
 
 
 # Command modules register on `main` at import.
+import reactor.cli.deploy  # noqa: E402
 import reactor.cli.notify  # noqa: E402
 import reactor.cli.platforms  # noqa: E402
 import reactor.cli.scoring  # noqa: E402,F401

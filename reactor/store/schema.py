@@ -136,7 +136,17 @@ deployments = Table(
     Column("verdict_reason", Text),
     Column("actor", String(255)),
     Column("data", JSON),
+    #: when the healthy soak ends (0002); the soak job runs then.
+    Column("soak_until", Float(53)),
+    #: who gave the verdict: ``reactor`` or the person who marked the deployment (0002).
+    Column("verdict_by", String(255)),
+    #: the platform's own revision number, recorded right after registration when it can say (0002).
+    Column("platform_revision", Integer),
+    #: sha256 of the client's Idempotency-Key: a retried registration returns the first deployment (0002).
+    Column("idempotency_key", String(64)),
     Index("ix_deployments_target_started", "target", "started_at"),
+    Index("ix_deployments_idempotency_key", "idempotency_key", unique=True),
+    Index("ix_deployments_status", "status"),
 )
 
 revision_marks = Table(

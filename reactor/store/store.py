@@ -31,6 +31,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from reactor.store import schema as s
 from reactor.store.db import StoreUnavailable, _dumps, make_engine, migrate
+from reactor.store.deployments import DeploymentStore
 from webhooks import Alert, Notification
 
 #: Rows per multi-row INSERT: keeps SQLite under its bound-parameter limit.
@@ -89,8 +90,10 @@ class _Pending:
     starts_at: float
 
 
-class Store:
-    """All database access of the reactor. Thread-safe; one instance per process."""
+class Store(DeploymentStore):
+    """All database access of the reactor. Thread-safe; one instance per process.
+
+    Deployments and revision marks live in :class:`~reactor.store.deployments.DeploymentStore`."""
 
     def __init__(self, engine: Engine, *, clock: Any = time.time) -> None:
         self.engine = engine
@@ -292,16 +295,6 @@ class Store:
         for chunk in _chunks(rows, _CHUNK):
             for row_id, source, fingerprint, starts_at in self._sql.insert_alerts(conn, chunk):
                 result[id(by_key[(source, fingerprint, starts_at)])] = row_id
-        return result
-        # executemany with RETURNING ("insertmanyvalues"): one cached statement, rows batched by the driver;
-        # rows that hit the unique key (a racing process stored them first) return nothing.
-        stmt = (
-            self._insert(s.alerts)
-            .on_conflict_do_nothing(index_elements=["source", "fingerprint", "starts_at"])
-            .returning(s.alerts.c.id, s.alerts.c.source, s.alerts.c.fingerprint, s.alerts.c.starts_at)
-        )
-        for row in conn.execute(stmt, rows):
-            result[id(by_key[(row.source, row.fingerprint, row.starts_at)])] = row.id
         return result
 
     def get_alert(self, alert_id: int) -> dict[str, Any] | None:
@@ -734,37 +727,6 @@ class Store:
             self.audit(conn, "step", f"step {step_id} {'done' if ok else 'failed'}", target=target,
                        decision_id=decision_id, data={"step": step_id, "phase": "end", "ok": ok,
                                                       "result": dict(result)})  # fmt: skip
-
-    # ------------------------------------------------------------------------------------ deployments
-
-    def register_deployment(self, row: Mapping[str, Any]) -> dict[str, Any]:
-        values = {"id": new_id(), "started_at": self.clock(), "status": "in_progress", **row}
-        with self._tx() as conn:
-            conn.execute(insert(s.deployments).values(values))
-            self.audit(conn, "deployment", f"deployment of revision {values['revision']} registered",
-                       target=values["target"], data=_jsonable(values))  # fmt: skip
-        return values
-
-    def get_deployment(self, deployment_id: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(s.deployments).where(s.deployments.c.id == deployment_id)).mappings().first()
-        return dict(row) if row else None
-
-    def update_deployment(self, deployment_id: str, message: str, **values: Any) -> None:
-        with self._tx() as conn:
-            conn.execute(update(s.deployments).where(s.deployments.c.id == deployment_id).values(**values))
-            target = conn.execute(select(s.deployments.c.target).where(s.deployments.c.id == deployment_id)).scalar()
-            self.audit(conn, "deployment", message, target=target, data=_jsonable(values))
-
-    def mark_revision(self, target: str, revision: str, verdict: str, *, actor: str | None, reason: str) -> None:
-        with self._tx() as conn:
-            conn.execute(
-                insert(s.revision_marks).values(
-                    target=target, revision=revision, verdict=verdict, at=self.clock(), actor=actor, reason=reason
-                )
-            )
-            self.audit(conn, "mark", f"revision {revision} marked {verdict}", target=target,
-                       data={"revision": revision, "verdict": verdict, "actor": actor, "reason": reason})  # fmt: skip
 
     # ------------------------------------------------------------------------------------------ flags
 

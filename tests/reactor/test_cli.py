@@ -49,10 +49,10 @@ def test_serve_refuses_to_start_without_credentials(tmp_path: Path) -> None:
 
 
 def test_db_upgrade_and_current(db_url: str) -> None:
-    assert "database: empty; this release: 0001 (run db upgrade)" in cli("db", "current", "--db", db_url).stdout
-    assert cli("db", "upgrade", "--db", db_url).stdout.strip() == "schema: empty -> 0001"
-    assert cli("db", "upgrade", "--db", db_url).stdout.strip() == "schema already at 0001"
-    assert cli("db", "current", "--db", db_url).stdout.strip() == "database: 0001; this release: 0001"
+    assert "database: empty; this release: 0002 (run db upgrade)" in cli("db", "current", "--db", db_url).stdout
+    assert cli("db", "upgrade", "--db", db_url).stdout.strip() == "schema: empty -> 0002"
+    assert cli("db", "upgrade", "--db", db_url).stdout.strip() == "schema already at 0002"
+    assert cli("db", "current", "--db", db_url).stdout.strip() == "database: 0002; this release: 0002"
 
 
 def test_history_explain_and_kill_switch(app_factory: Any, db_url: str) -> None:

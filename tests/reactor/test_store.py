@@ -198,11 +198,11 @@ def test_migrations_create_exactly_the_declared_schema(db_url: str) -> None:
     from alembic.migration import MigrationContext
 
     engine = make_engine(db_url)
-    assert migrate(engine) == "0001"
+    assert migrate(engine) == "0002"
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == [], diff
-    assert migrate(engine) == "0001", "upgrading twice is a no-op"
+    assert migrate(engine) == "0002", "upgrading twice is a no-op"
     engine.dispose()
 
 
