@@ -726,6 +726,12 @@ class KubernetesPlatform:
         return [call]
 
     # ------------------------------------------------------------------------------ config snapshots
+    def record(self, target: TargetRef) -> int | None:
+        """The deploy-time hook (the reactor calls it when a deployment is registered): snapshot the config
+        the current revision references, so a later rollback to this revision restores it as well."""
+        self.snapshot(target)
+        return self.describe(target).current_revision
+
     def snapshot(self, target: TargetRef, *, dry_run: bool = False) -> list[ApiCall]:
         """Snapshot the ConfigMaps/Secrets the current revision references (idempotent).
 

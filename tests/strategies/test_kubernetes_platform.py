@@ -322,3 +322,22 @@ def test_argo_rollout_with_a_workload_ref_undoes_the_referenced_deployment(
         "stable": 100,
         "canary": 0,
     }
+
+
+def test_deploy_time_record_snapshots_the_new_revision_config(
+    platform: KubernetesPlatform, sandbox: SandboxServer
+) -> None:
+    """The reactor calls ``record`` when a deployment is registered; the new revision's config is kept."""
+    seed.roll(
+        sandbox.store,
+        "shop",
+        "checkout",
+        "registry.local/shop/checkout:3.3.0",
+        change_cause="3.3.0",
+        config={"checkout-config": {"RETRIES": "9"}},
+    )
+    assert platform.record(t("checkout")) == 3
+    state = platform.describe(t("checkout"))
+    snapshot = state.revision(3).config["ConfigMap/checkout-config"]
+    assert snapshot is not None and snapshot.startswith("checkout-config.snapshot-")
+    assert get(sandbox, "ConfigMap", snapshot)["data"]["RETRIES"] == "9"
