@@ -374,7 +374,11 @@ def rollback(
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
-        view = requests.get(f"{url}/api/v1/decisions/{decision_id}", headers=headers, timeout=10).json()
+        try:
+            view = requests.get(f"{url}/api/v1/decisions/{decision_id}", headers=headers, timeout=10).json()
+        except (requests.RequestException, ValueError):
+            time.sleep(1)  # a restart or an idle keep-alive closed by the server: ask again
+            continue
         if view.get("status") != last:
             last = view.get("status")
             click.echo(f"  {time.strftime('%H:%M:%S')}  {last}: {view.get('explanation', '')}")
