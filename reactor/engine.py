@@ -144,7 +144,7 @@ def decide(
     if to_revision is None:
         return out("hold", *revision_reasons, page=True)
 
-    strategy, strategy_reasons = _choose_strategy(alert, policy, state, release, registered)
+    strategy, strategy_reasons = _choose_strategy(alert, policy, state, release, registered, to_revision)
     if strategy is None:
         return out("hold", *revision_reasons, *strategy_reasons, page=True)
 
@@ -202,8 +202,11 @@ def _choose_strategy(
     state: TargetState,
     release: ReleaseSettings | None,
     registered: Mapping[str, Any],
+    to_revision: int | None = None,
 ) -> tuple[str | None, list[str]]:
     allowed = [s for s in (policy.strategies or tuple(registered)) if s in registered]
+    idle = [c for c in state.colors if c != state.active_color]
+    idle_revisions = {state.color_revisions[c] for c in idle if c in state.color_revisions}
 
     def usable(name: str) -> bool:
         if name not in allowed:
@@ -213,7 +216,16 @@ def _choose_strategy(
             return False
         if name == "partial":
             return bool(alert.target.component or alert.target.name) and release is not None
+        if name == "blue_green" and to_revision is not None:
+            # Switching colours lands on whatever the idle colour runs: only if that is the chosen revision
+            # (or, when the platform does not say, the chosen revision is the natural previous one).
+            if idle_revisions:
+                return to_revision in idle_revisions
+            return to_revision in (state.stable_revision, state.previous_revision())
         return True
+
+    def needs_ok(name: str) -> bool:
+        return getattr(registered[name], "requires", frozenset()) <= state.capabilities
 
     def why_not(name: str) -> str:
         if name not in registered:
@@ -222,6 +234,8 @@ def _choose_strategy(
             return f"the policy does not allow {name!r} (allowed: {', '.join(allowed) or 'none'})"
         if name == "partial" and release is None:
             return "'partial' needs the target's release and its components in the policy"
+        if name == "blue_green" and to_revision is not None and not usable(name) and needs_ok(name):
+            return f"the idle colour does not run revision {to_revision}"
         needs: frozenset[Capability] = getattr(registered[name], "requires", frozenset())
         missing = sorted(c.value for c in needs - state.capabilities)
         return f"the target cannot do {name!r} (missing: {', '.join(missing)})"

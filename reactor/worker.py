@@ -341,7 +341,7 @@ class Worker:
                 }
             )
             release = self.settings.releases.get(policy.release or "")
-            strategy, why = _choose_strategy(probe, policy, state, release, STRATEGIES)
+            strategy, why = _choose_strategy(probe, policy, state, release, STRATEGIES, to_revision)
             reasons += why
         if to_revision is None or strategy is None:
             self.store.update_decision(decision["id"], "manual rollback cannot proceed: " + reasons[-1],

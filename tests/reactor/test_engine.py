@@ -162,6 +162,29 @@ ROWS = [
         state={"capabilities": ALL},
     ),
     Row(
+        "critical, but the idle colour runs a bad revision → undo",
+        ("rollback", "undo", "the idle colour does not run revision 1"),
+        alert={"severity": "critical"},
+        state={
+            "capabilities": ALL,
+            "colors": ("blue", "green"),
+            "active_color": "green",
+            "color_revisions": {"blue": 2, "green": 3},
+        },
+        history={"marks": {"2": "bad"}},
+    ),
+    Row(
+        "critical, the idle colour runs the chosen revision → blue-green",
+        ("rollback", "blue_green", "severity critical"),
+        alert={"severity": "critical"},
+        state={
+            "capabilities": ALL,
+            "colors": ("blue", "green"),
+            "active_color": "green",
+            "color_revisions": {"blue": 2, "green": 3},
+        },
+    ),
+    Row(
         "crash without colours → undo",
         ("rollback", "undo", "failure kind crash: full undo"),
         alert={"failure_kind": "crash"},
