@@ -59,7 +59,7 @@ def test_registry_names_every_strategy_and_the_kubernetes_platform() -> None:
     assert set(STRATEGIES) == {"undo", "blue_green", "progressive", "partial"}
     assert all(cls.name == name for name, cls in STRATEGIES.items())
     assert load_platform("kubernetes").name == "kubernetes"
-    with pytest.raises(ValueError, match="unknown platform .nope.; known: dry-run, ecs, kubernetes, swarm"):
+    with pytest.raises(ValueError, match=r"unknown platform .nope.; known: dry-run, ecs, kubernetes, swarm"):
         load_platform("nope")
 
 
