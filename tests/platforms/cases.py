@@ -124,7 +124,8 @@ class DryRunCase:
 
     def release(self) -> tuple[Platform, TargetRef]:
         self._seed("checkout")
-        return self.platform, self._seed("payments")
+        payments = self._seed("payments")
+        return self.platform, payments
 
     def missing(self) -> tuple[Platform, TargetRef]:
         raise AssertionError("the dry-run platform invents every target; it has no missing ones")
@@ -281,12 +282,13 @@ class SwarmCase:
         return self._platform(), self._ref("solo")
 
     def weighted(self) -> tuple[Platform, TargetRef]:
-        stable, canary = self._svc("web-stable"), self._svc("web-canary")
+        """Two services, ``canaried-stable`` and ``canaried-canary``; the target has no service of its own."""
+        stable, canary = self._svc("canaried-stable"), self._svc("canaried-canary")
         half = self.PAIR_TOTAL // 2
         swh.create_service(self.api, stable, "app:v1", replicas=half, stack=self.stack)
         swh.create_service(self.api, canary, "app:v2", replicas=self.PAIR_TOTAL - half, stack=self.stack)
-        ref = self._ref("web")
-        self.targets[f"local/{self.stack}/web"] = {"canary": {"stable": stable, "canary": canary}}
+        ref = self._ref("canaried")
+        self.targets[f"local/{self.stack}/canaried"] = {"canary": {"stable": stable, "canary": canary}}
         return self._platform(), ref
 
     def colored(self) -> tuple[Platform, TargetRef]:
@@ -396,10 +398,13 @@ class KubernetesCase:
         return self.platform, self._ref(name)
 
     def weighted(self) -> tuple[Platform, TargetRef]:
-        """A canary pair behind an Istio VirtualService (subsets ``stable``/``canary``) at 50/50."""
+        """A canary pair behind an Istio VirtualService (subsets ``stable``/``canary``) at 50/50.
+
+        The stable Deployment has three revisions, like the ECS service of a weighted case.
+        """
         name = self._name("canaried")
         annotations = {names.ROUTER: "istio", names.CANARY: f"{name}-canary"}
-        self._deployed(name, versions=1, pod_labels={"track": "stable"}, annotations=annotations)
+        self._deployed(name, pod_labels={"track": "stable"}, annotations=annotations)
         self._apply(
             seed.workload("Deployment", f"{name}-canary", self.ns, "app:v2", app=name, pod_labels={"track": "canary"})
         )
