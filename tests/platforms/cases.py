@@ -11,8 +11,8 @@ test_contract.py and its name in ``ALL``/``ENGINES`` there.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -21,7 +21,7 @@ import pytest
 from sandbox import seed
 from sandbox.resources import BY_KIND
 from sandbox.server import SandboxServer
-from strategies.base import Capability, Platform, Revision, TargetRef, TargetState
+from strategies.base import ApiCall, Capability, Platform, Revision, RollbackRequest, TargetRef, TargetState
 from strategies.dryrun import DryRunPlatform
 from strategies.ecs import EcsPlatform
 from strategies.kubernetes import names
@@ -501,6 +501,123 @@ ENGINES = ["ecs", "swarm", "kubernetes"]
 def each(names: list[str]) -> Any:
     """Parametrize a test's ``case`` fixture (tests/platforms/conftest.py) over the named platforms."""
     return pytest.mark.parametrize("case", names, indirect=True)
+
+
+@dataclass
+class Recorder:
+    """The platform under test, unchanged, with every write it performs for real kept in ``writes``.
+
+    A decorator, not a fake: every call goes to the real platform; only the API calls each write primitive
+    reports having made are remembered, so a test can tell "called and found nothing to do" (no calls)
+    from "wrote again".
+    """
+
+    platform: Platform
+    writes: list[tuple[str, TargetRef, list[ApiCall]]] = field(default_factory=list)
+    name: ClassVar[str] = "recorder"
+
+    def made(self) -> int:
+        return sum(len(calls) for _op, _target, calls in self.writes)
+
+    def describe(self, target: TargetRef) -> TargetState:
+        return self.platform.describe(target)
+
+    def wait_ready(self, target: TargetRef, timeout: float) -> TargetState:
+        return self.platform.wait_ready(target, timeout)
+
+    def _write(self, op: str, target: TargetRef, dry_run: bool, calls: list[ApiCall]) -> list[ApiCall]:
+        if not dry_run:
+            self.writes.append((op, target, calls))
+        return calls
+
+    def revert(self, target: TargetRef, revision: int | None = None, *, dry_run: bool = False) -> list[ApiCall]:
+        return self._write("revert", target, dry_run, self.platform.revert(target, revision, dry_run=dry_run))
+
+    def set_weights(self, target: TargetRef, weights: Mapping[str, int], *, dry_run: bool = False) -> list[ApiCall]:
+        return self._write("weights", target, dry_run, self.platform.set_weights(target, weights, dry_run=dry_run))
+
+    def switch(self, target: TargetRef, color: str, *, dry_run: bool = False) -> list[ApiCall]:
+        return self._write("switch", target, dry_run, self.platform.switch(target, color, dry_run=dry_run))
+
+
+# -- one rollback scenario per strategy, on any case ------------------------------------------------------
+STRATEGY_NAMES = ("undo", "blue_green", "progressive", "partial")
+
+
+@dataclass
+class Scenario:
+    """A target built for one strategy, the request to roll it back, and how to see it happened."""
+
+    platform: Platform
+    target: TargetRef
+    request: RollbackRequest
+    #: Reads the engine directly and raises AssertionError unless the rollback's effect is there.
+    check: Callable[[], None]
+
+
+def _previous_image(platform: Platform, target: TargetRef) -> str:
+    state = platform.describe(target)
+    previous = state.revision(state.previous_revision())  # type: ignore[arg-type]
+    assert previous is not None, f"{target} has no previous revision"
+    return previous.image
+
+
+def undo_scenario(case: Case, wait: float) -> Scenario:
+    """A workload deployed three times goes back to the second deploy."""
+    platform, target = case.revertible()
+    want = _previous_image(platform, target)
+
+    def check() -> None:
+        assert case.image(target) == want
+
+    return Scenario(platform, target, RollbackRequest(target, wait_timeout=wait), check)
+
+
+def blue_green_scenario(case: Case, wait: float) -> Scenario:
+    """Blue-green with blue active: green (idle, possibly scaled to zero) takes over."""
+    platform, target = case.colored()
+    assert case.active(target) == "blue"
+
+    def check() -> None:
+        assert case.active(target) == "green"
+
+    return Scenario(platform, target, RollbackRequest(target, wait_timeout=wait), check)
+
+
+def progressive_scenario(case: Case, wait: float) -> Scenario:
+    """A 50/50 canary split steps down 50 -> 20 -> 0 (the 50 step is already done, so two writes)."""
+    platform, target = case.weighted()
+    request = RollbackRequest(target, steps=(50, 20, 0), wait_timeout=wait, step_interval=30.0)
+
+    def check() -> None:
+        assert case.weights(target) == {"stable": 100, "canary": 0}
+
+    return Scenario(platform, target, request, check)
+
+
+def partial_scenario(case: Case, wait: float) -> Scenario:
+    """payments fails; checkout depends on it, so both roll back: checkout first."""
+    platform, target = case.release()
+    checkout = target.sibling("checkout")
+    want = {t: _previous_image(platform, t) for t in (target, checkout)}
+    request = RollbackRequest(
+        target, components=("payments",), dependencies={"checkout": ("payments",)}, wait_timeout=wait
+    )
+
+    def check() -> None:
+        assert {t: case.image(t) for t in want} == want
+
+    return Scenario(platform, target, request, check)
+
+
+#: Strategy name -> scenario builder (case, readiness timeout in seconds). The configured waits between
+#: progressive steps (``step_interval``) are set, so a caller that times a run must skip ``ctx.sleep``.
+SCENARIOS: dict[str, Callable[[Case, float], Scenario]] = {
+    "undo": undo_scenario,
+    "blue_green": blue_green_scenario,
+    "progressive": progressive_scenario,
+    "partial": partial_scenario,
+}
 
 
 def dump(state: TargetState) -> str:

@@ -17,136 +17,25 @@ matrix of what each kind of target supports on each platform is pinned below (do
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
 from strategies import STRATEGIES
 from strategies.base import (
-    ApiCall,
     OutcomeStatus,
     Plan,
     PlanStep,
     Platform,
     RollbackRequest,
     TargetRef,
-    TargetState,
 )
 from strategies.context import MemoryContext
 from strategies.errors import UnsupportedError
 
-from .cases import ALL, Case, each
+from .cases import ALL, SCENARIOS, STRATEGY_NAMES, Case, Recorder, each
 
 WAIT = 60.0
-STRATEGY_NAMES = ("undo", "blue_green", "progressive", "partial")
-
-
-@dataclass
-class Recorder:
-    """The platform under test, unchanged, with every write it performs for real kept in ``writes``.
-
-    A decorator, not a fake: every call goes to the real platform; only the API calls each write primitive
-    reports having made are remembered, so a test can tell "called and found nothing to do" (no calls)
-    from "wrote again".
-    """
-
-    platform: Platform
-    writes: list[tuple[str, TargetRef, list[ApiCall]]] = field(default_factory=list)
-    name: ClassVar[str] = "recorder"
-
-    def made(self) -> int:
-        return sum(len(calls) for _op, _target, calls in self.writes)
-
-    def describe(self, target: TargetRef) -> TargetState:
-        return self.platform.describe(target)
-
-    def wait_ready(self, target: TargetRef, timeout: float) -> TargetState:
-        return self.platform.wait_ready(target, timeout)
-
-    def _write(self, op: str, target: TargetRef, dry_run: bool, calls: list[ApiCall]) -> list[ApiCall]:
-        if not dry_run:
-            self.writes.append((op, target, calls))
-        return calls
-
-    def revert(self, target: TargetRef, revision: int | None = None, *, dry_run: bool = False) -> list[ApiCall]:
-        return self._write("revert", target, dry_run, self.platform.revert(target, revision, dry_run=dry_run))
-
-    def set_weights(self, target: TargetRef, weights: Mapping[str, int], *, dry_run: bool = False) -> list[ApiCall]:
-        return self._write("weights", target, dry_run, self.platform.set_weights(target, weights, dry_run=dry_run))
-
-    def switch(self, target: TargetRef, color: str, *, dry_run: bool = False) -> list[ApiCall]:
-        return self._write("switch", target, dry_run, self.platform.switch(target, color, dry_run=dry_run))
-
-
-# -- one scenario per strategy, with the final state the engine must be in -------------------------------
-@dataclass
-class Scenario:
-    platform: Platform
-    target: TargetRef
-    request: RollbackRequest
-    #: Reads the engine directly and raises AssertionError unless the rollback's effect is there.
-    check: Callable[[], None]
-
-
-def _previous_image(platform: Platform, target: TargetRef) -> str:
-    state = platform.describe(target)
-    previous = state.revision(state.previous_revision())  # type: ignore[arg-type]
-    assert previous is not None, f"{target} has no previous revision"
-    return previous.image
-
-
-def undo_scenario(case: Case) -> Scenario:
-    platform, target = case.revertible()
-    want = _previous_image(platform, target)
-
-    def check() -> None:
-        assert case.image(target) == want
-
-    return Scenario(platform, target, RollbackRequest(target, wait_timeout=WAIT), check)
-
-
-def blue_green_scenario(case: Case) -> Scenario:
-    platform, target = case.colored()
-    assert case.active(target) == "blue"
-
-    def check() -> None:
-        assert case.active(target) == "green"
-
-    return Scenario(platform, target, RollbackRequest(target, wait_timeout=WAIT), check)
-
-
-def progressive_scenario(case: Case) -> Scenario:
-    platform, target = case.weighted()
-    request = RollbackRequest(target, steps=(50, 20, 0), wait_timeout=WAIT, step_interval=30.0)
-
-    def check() -> None:
-        assert case.weights(target) == {"stable": 100, "canary": 0}
-
-    return Scenario(platform, target, request, check)
-
-
-def partial_scenario(case: Case) -> Scenario:
-    """payments fails; checkout depends on it, so both roll back: checkout first."""
-    platform, target = case.release()
-    checkout = target.sibling("checkout")
-    want = {t: _previous_image(platform, t) for t in (target, checkout)}
-    request = RollbackRequest(
-        target, components=("payments",), dependencies={"checkout": ("payments",)}, wait_timeout=WAIT
-    )
-
-    def check() -> None:
-        assert {t: case.image(t) for t in want} == want
-
-    return Scenario(platform, target, request, check)
-
-
-SCENARIOS: dict[str, Callable[[Case], Scenario]] = {
-    "undo": undo_scenario,
-    "blue_green": blue_green_scenario,
-    "progressive": progressive_scenario,
-    "partial": partial_scenario,
-}
 
 
 def no_sleep(_seconds: float) -> None:
@@ -157,7 +46,7 @@ def no_sleep(_seconds: float) -> None:
 @each(ALL)
 @pytest.mark.parametrize("strategy", STRATEGY_NAMES)
 def test_strategy_plans_executes_verifies_and_never_writes_twice(case: Case, strategy: str) -> None:
-    scenario = SCENARIOS[strategy](case)
+    scenario = SCENARIOS[strategy](case, WAIT)
     implementation = STRATEGIES[strategy]()
     platform = Recorder(scenario.platform)
     assert implementation.requires <= platform.describe(scenario.target).capabilities
