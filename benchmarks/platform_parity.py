@@ -2,16 +2,14 @@
 
     python -m benchmarks.platform_parity [--repeat N] [--no-write]
 
-Engines: moto's threaded server for ECS (boto3 over HTTP) and a real dockerd in swarm mode (sandbox/
-swarm_engine.py) for Swarm; the record-only dry-run platform as the zero-cost baseline. Each cell builds a
-fresh scenario (not timed), then times ``execute()`` of the strategy from its start until the target is
-ready again (each step's ``wait_ready`` included), ``repeat`` times; the table shows the median and the
-API writes the plan lists.
-
-A strategy not in ``strategies.STRATEGIES`` yet (``blue_green``, ``progressive`` and ``partial`` arrive with
-the strategies branch) is measured as the primitive calls it is built on (switch; set_weights 50/20/0;
-revert of each component), each followed by ``wait_ready``, and the row says so. Kubernetes runs on the
-sandbox API server of that branch and is not measured here.
+All four platforms in one run: the record-only dry-run platform (the zero-cost baseline), Kubernetes on the
+sandbox API server (in this process, over HTTP on loopback), ECS on moto's threaded server (boto3 over HTTP)
+and Swarm on a real dockerd in swarm mode (sandbox/swarm_engine.py). Each cell builds a fresh scenario with
+the same builders as the contract tests (tests/platforms/cases.py; not timed), plans (not timed), then times
+the real strategy's ``execute()`` until the target is in its final state: every step's write and its
+``wait_ready`` are included, the configured waits between progressive steps (``step_interval``) are not
+(the context's sleep returns at once). After each run the engine is read directly to confirm the rollback
+happened, and ``verify()`` must agree.
 """
 
 from __future__ import annotations
@@ -19,20 +17,21 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from benchmarks._common import free_port, log, machine_notes, write_section
 from strategies import STRATEGIES
-from strategies.base import Platform, RollbackRequest, TargetRef
 from strategies.context import MemoryContext
-from tests.platforms import aws_helpers as awsh
 from tests.platforms import swarm_helpers as swh
-from tests.platforms.cases import DryRunCase, EcsCase, SwarmCase
+from tests.platforms.aws_helpers import REGION
+from tests.platforms.cases import SCENARIOS, STRATEGY_NAMES, DryRunCase, EcsCase, KubernetesCase, Recorder, SwarmCase
 
-STRATEGY_NAMES = ("undo", "blue_green", "progressive", "partial")
+PLATFORMS = ("dry-run", "kubernetes", "ecs", "swarm")
 WAIT = 120.0
 
 
@@ -40,9 +39,9 @@ WAIT = 120.0
 class Cell:
     platform: str
     strategy: str
-    mode: str
-    seconds: list[float]
-    writes: int
+    seconds: list[float] = field(default_factory=list)
+    writes: int = 0
+    steps: int = 0
     error: str = ""
 
     @property
@@ -50,116 +49,48 @@ class Cell:
         return statistics.median(self.seconds) if self.seconds else float("nan")
 
 
-Scenario = tuple[Platform, TargetRef, RollbackRequest]
-
-
-# -- scenarios: one builder per (platform, strategy) -------------------------------------------------------
-def partial_scenario(case: Any) -> Scenario:
-    """Two components of one release, each deployed three times (checkout depends on payments)."""
-    if isinstance(case, DryRunCase):
-        platform, target = case.revertible()
-    elif isinstance(case, EcsCase):
-        case.counter += 1
-        cluster = f"rel{case.counter}"
-        for service in ("checkout", "payments"):
-            awsh.ecs_world(case.session, case.endpoint, cluster=cluster, service=service, siblings=())
-        world = awsh.EcsWorld(case.endpoint, cluster, "checkout", "checkout")
-        from strategies.ecs import EcsPlatform
-
-        platform = EcsPlatform(session=case.session, **world.options())
-        target = TargetRef("ecs", "moto", cluster, "checkout")
-    else:
-        platform = None
-        for service in ("checkout", "payments"):
-            name = f"{case.stack}_{service}"
-            swh.create_service(case.api, name, "app:v1", stack=case.stack)
-            platform = case._platform()
-            platform.record(case._ref(service))
-            swh.deploy(case.api, name, "app:v2")
-            platform.record(case._ref(service))
-            swh.deploy(case.api, name, "app:v3")
-        target = case._ref("checkout")
-    request = RollbackRequest(
-        target, components=("checkout", "payments"), dependencies={"checkout": ("payments",)}, wait_timeout=WAIT
-    )
-    return platform, target, request
-
-
-def scenario(case: Any, strategy: str) -> Scenario:
-    if strategy == "undo":
-        platform, target = case.revertible()
-        return platform, target, RollbackRequest(target, wait_timeout=WAIT)
-    if strategy == "blue_green":
-        platform, target = case.colored()
-        return platform, target, RollbackRequest(target, wait_timeout=WAIT)
-    if strategy == "progressive":
-        platform, target = case.weighted()
-        return platform, target, RollbackRequest(target, steps=(50, 20, 0), wait_timeout=WAIT, step_interval=0.0)
-    return partial_scenario(case)
-
-
-# -- running -----------------------------------------------------------------------------------------------
-def run_strategy(name: str, platform: Platform, request: RollbackRequest) -> tuple[float, int]:
-    strategy = STRATEGIES[name]()
-    plan = strategy.plan(platform, request)
-    writes = sum(len(step.calls) for step in plan.steps)
+def run_once(case: Any, strategy: str) -> tuple[float, int, int]:
+    """(seconds of execute(), API writes made, plan steps) of one rollback on a fresh scenario."""
+    scenario = SCENARIOS[strategy](case, WAIT)
+    implementation = STRATEGIES[strategy]()
+    platform = Recorder(scenario.platform)
+    plan = implementation.plan(platform, scenario.request)
     ctx = MemoryContext(sleep=lambda _s: None)
     started = time.perf_counter()
-    outcome = strategy.execute(platform, plan, ctx)
+    outcome = implementation.execute(platform, plan, ctx)
     elapsed = time.perf_counter() - started
     if outcome.status != "succeeded":
-        raise RuntimeError(f"{name} ended {outcome.status}: {outcome.message}")
-    return elapsed, writes
+        raise RuntimeError(f"{strategy} ended {outcome.status}: {outcome.message}")
+    scenario.check()
+    if implementation.verify(platform, plan) is not True:
+        raise RuntimeError(f"{strategy}: verify() does not see the planned state")
+    return elapsed, platform.made(), len(plan.steps)
 
 
-def run_primitives(name: str, platform: Platform, request: RollbackRequest) -> tuple[float, int]:
-    """What the strategy will do, as the platform calls it is built on (each followed by wait_ready)."""
-    target = request.target
-    steps: list[Callable[[], list[Any]]] = []
-    if name == "blue_green":
-        state = platform.describe(target)
-        other = next(c for c in state.colors if c != state.active_color)
-        steps.append(lambda: platform.switch(target, other))
-    elif name == "progressive":
-        for canary in request.steps:
-            steps.append(lambda c=canary: platform.set_weights(target, {"stable": 100 - c, "canary": c}))  # type: ignore[misc]
-    elif name == "partial":
-        for component in ("payments", "checkout"):  # dependencies first
-            steps.append(lambda c=component: platform.revert(target.sibling(c)))  # type: ignore[misc]
-    writes = 0
-    started = time.perf_counter()
-    for index, step in enumerate(steps):
-        writes += len(step())
-        waited = target.sibling(("payments", "checkout")[index]) if name == "partial" else target
-        platform.wait_ready(waited, WAIT)
-    return time.perf_counter() - started, writes
-
-
-def measure(case_name: str, case_factory: Callable[[], Any], repeat: int) -> list[Cell]:
+def measure(name: str, case_factory: Callable[[], Any], repeat: int) -> list[Cell]:
     cells = []
     for strategy in STRATEGY_NAMES:
-        mode = "strategy" if strategy in STRATEGIES else "primitives"
-        cell = Cell(case_name, strategy, mode, [], 0)
+        cell = Cell(name, strategy)
         for i in range(repeat):
             case = case_factory()
             try:
-                platform, _target, request = scenario(case, strategy)
-                runner = run_strategy if mode == "strategy" else run_primitives
-                seconds, writes = runner(strategy, platform, request)
+                seconds, writes, steps = run_once(case, strategy)
             except Exception as exc:
                 cell.error = f"{type(exc).__name__}: {exc}"[:160]
-                log(f"{case_name:8} {strategy:12} run {i + 1}: FAILED {cell.error}")
+                log(f"{name:10} {strategy:12} run {i + 1}: FAILED {cell.error}")
                 break
+            finally:
+                case.close()
             cell.seconds.append(seconds)
-            cell.writes = writes
-            log(f"{case_name:8} {strategy:12} run {i + 1}/{repeat}: {seconds * 1000:8.1f} ms, {writes} writes")
+            cell.writes, cell.steps = writes, steps
+            log(f"{name:10} {strategy:12} run {i + 1}/{repeat}: {seconds * 1000:8.1f} ms, {writes} writes")
         cells.append(cell)
     return cells
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-write", action="store_true", help="print only; leave RESULTS.md alone")
     args = parser.parse_args()
     notes = machine_notes()
@@ -169,18 +100,28 @@ def main() -> None:
     import requests
     from moto.server import ThreadedMotoServer
 
+    from sandbox.server import SandboxServer
     from sandbox.swarm_engine import LocalSwarm
 
-    log("starting moto's server and a local swarm engine")
+    log("starting the sandbox API server, moto's server and a local swarm engine")
+    sandbox = SandboxServer(f"127.0.0.1:{free_port()}", seed="empty", record_requests=True).start()
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     moto.start()
     host, port = moto.get_host_and_port()
     moto_url = f"http://{host}:{port}"
-    session = boto3.Session(aws_access_key_id="bench", aws_secret_access_key="bench", region_name=awsh.REGION)
+    session = boto3.Session(aws_access_key_id="bench", aws_secret_access_key="bench", region_name=REGION)
     engine = LocalSwarm()
     engine.up()
     log(f"swarm engine up in {engine.timings['up']:.2f} s ({engine.timings})")
     api = engine.api()
+    tmp = tempfile.TemporaryDirectory(prefix="platform-parity-")
+    workdir = Path(tmp.name)
+    counter = iter(range(1_000_000))
+
+    def kubernetes_case() -> KubernetesCase:
+        sandbox.reset("empty")
+        sandbox.clear_requests()
+        return KubernetesCase(sandbox, workdir, namespace=f"bench{next(counter)}")
 
     def ecs_case() -> EcsCase:
         requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
@@ -190,15 +131,23 @@ def main() -> None:
         swh.remove_test_objects(api)
         return SwarmCase(api, engine.base_url)
 
+    factories: dict[str, Callable[[], Any]] = {
+        "dry-run": DryRunCase,
+        "kubernetes": kubernetes_case,
+        "ecs": ecs_case,
+        "swarm": swarm_case,
+    }
+    cells: list[Cell] = []
     try:
-        cells = measure("dry-run", DryRunCase, args.repeat)
-        cells += measure("ecs", ecs_case, args.repeat)
-        cells += measure("swarm", swarm_case, args.repeat)
+        for name in PLATFORMS:
+            cells += measure(name, factories[name], args.repeat)
     finally:
         swh.remove_test_objects(api)
         api.close()
         engine.down()
         moto.stop()
+        sandbox.stop()
+        tmp.cleanup()
         log(f"swarm engine down in {engine.timings['down']:.2f} s")
 
     body = report(cells, notes, engine.timings, args.repeat)
@@ -209,45 +158,57 @@ def main() -> None:
 
 def report(cells: list[Cell], notes: str, engine: dict[str, float], repeat: int) -> str:
     by = {(c.platform, c.strategy): c for c in cells}
+
+    def fmt(cell: Cell | None) -> str:
+        if cell is None:
+            return "-"
+        if cell.error:
+            return f"failed: {cell.error}"
+        return f"{cell.median * 1000:.1f} ms"
+
+    def ratio(a: Cell | None, b: Cell | None) -> str:
+        if not (a and b and a.seconds and b.seconds and b.median > 0):
+            return "-"
+        return f"{a.median / b.median:.1f}x"
+
     lines = [
         "## Platform parity: wall time per strategy and platform",
         "",
         f"Machine: {notes}.",
         "",
-        f"`python -m benchmarks.platform_parity --repeat {repeat}`. Median of {repeat} runs, from `execute()` "
-        "(or the first primitive call) until the target is ready again, every `wait_ready` included; scenario "
-        "set-up excluded. ECS runs on moto's server (it applies writes at once: real ECS adds task start-up, "
-        "health checks and the ALB deregistration delay, minutes rather than milliseconds); Swarm on a real "
-        "dockerd 20.10 in swarm mode with busybox tasks, `Monitor` 0.2 s, start-first updates.",
+        f"`python -m benchmarks.platform_parity --repeat {repeat}`. The real strategies "
+        "(`strategies.STRATEGIES`), all four platforms in this one run. Median of "
+        f"{repeat} runs of `execute()` until the target is in its final state (every write and its "
+        "`wait_ready` included; the configured waits between progressive steps excluded); scenario set-up "
+        "and `plan()` excluded; after each run the engine is read directly and `verify()` must agree. "
+        "Scenarios (tests/platforms/cases.py): undo = a workload deployed three times back to the second; "
+        "blue_green = blue active, green idle (at 0 replicas on Kubernetes and Swarm) takes over; progressive = "
+        "a 50/50 split stepped 50 -> 20 -> 0 (the 50 step is found done); partial = payments fails, checkout "
+        "depends on it, both revert, dependents first, then the consistency check.",
         "",
-        "| strategy | mode | dry-run | ecs (moto) | swarm (dockerd) | swarm / ecs | writes (dry-run / ecs / swarm) |",
-        "|---|---|---:|---:|---:|---:|---|",
+        "Engines: Kubernetes = the sandbox API server in this process (Istio VirtualService for weights, a "
+        "Service selector over two Deployments for colours; its pods are ready as soon as they exist); "
+        "ECS = moto's threaded server in this process (it applies writes at once: real ECS adds task "
+        "start-up, health checks and the ALB deregistration delay, minutes rather than milliseconds); Swarm "
+        "= a real dockerd 20.10 in swarm mode with busybox tasks, `Monitor` 0.2 s, start-first updates.",
+        "",
+        "| strategy | dry-run | kubernetes (sandbox) | ecs (moto) | swarm (dockerd) | ecs / k8s | swarm / k8s "
+        "| writes made (k8s / ecs / swarm) |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for strategy in STRATEGY_NAMES:
-        row = [by.get((p, strategy)) for p in ("dry-run", "ecs", "swarm")]
-        mode = next((c.mode for c in row if c), "")
-
-        def fmt(cell: Cell | None) -> str:
-            if cell is None:
-                return "-"
-            if cell.error:
-                return f"failed: {cell.error}"
-            return f"{cell.median * 1000:.1f} ms"
-
-        ecs, swarm = row[1], row[2]
-        ratio = (
-            f"{swarm.median / ecs.median:.0f}x"
-            if ecs and swarm and ecs.seconds and swarm.seconds and ecs.median > 0
-            else "-"
+        dry, kube, ecs, swarm = (by.get((p, strategy)) for p in PLATFORMS)
+        writes = " / ".join(str(c.writes) if c and not c.error else "-" for c in (kube, ecs, swarm))
+        lines.append(
+            f"| {strategy} | {fmt(dry)} | {fmt(kube)} | {fmt(ecs)} | {fmt(swarm)} | {ratio(ecs, kube)} | "
+            f"{ratio(swarm, kube)} | {writes} |"
         )
-        writes = " / ".join(str(c.writes) if c and not c.error else "-" for c in row)
-        lines.append(f"| {strategy} | {mode} | {fmt(row[0])} | {fmt(ecs)} | {fmt(swarm)} | {ratio} | {writes} |")
     lines += [
         "",
-        "Mode `primitives`: the strategy is not merged yet, so the row times the platform calls it is built on "
-        "(blue_green: one `switch`; progressive: `set_weights` 50, 20, 0; partial: `revert` of two components "
-        "in dependency order), each followed by `wait_ready`. Writes count the API writes listed (Swarm's "
-        "include the revision records it keeps as Docker configs).",
+        "Writes made: the API calls the platform reports having made during `execute()` (Kubernetes: one "
+        "PATCH per Deployment undo, VirtualService step or Service switch, plus the scale-up of an idle "
+        "colour; ECS: UpdateService / ModifyListener; Swarm: service updates plus the revision records it "
+        "keeps as Docker configs).",
         "",
         f"Swarm engine for the run: up {engine.get('up', 0):.2f} s (fetch {engine.get('fetch', 0):.2f} s, "
         f"dockerd {engine.get('start', 0):.2f} s, swarm init {engine.get('swarm_init', 0):.2f} s, images "

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from strategies.base import ApiCall, Capability, Revision, TargetRef, TargetState
-from strategies.errors import NoPreviousRevisionError, RevisionNotFoundError, UnsupportedError
+from strategies.errors import InvalidRequestError, NoPreviousRevisionError, RevisionNotFoundError, UnsupportedError
 
 ALL_CAPABILITIES = frozenset(Capability)
 
@@ -71,8 +71,11 @@ class DryRunPlatform:
 
     def set_weights(self, target: TargetRef, weights: Mapping[str, int], *, dry_run: bool = False) -> list[ApiCall]:
         state = self.describe(target)
+        unknown = sorted(set(weights) - {"stable", "canary"})
+        if unknown:
+            raise InvalidRequestError(f"{target} has traffic sides ['stable', 'canary']; got unknown side(s) {unknown}")
         if sum(weights.values()) != 100:
-            raise UnsupportedError(f"weights must sum to 100, got {dict(weights)}")
+            raise InvalidRequestError(f"weights must sum to 100, got {dict(weights)}")
         calls = [ApiCall("WEIGHTS", str(target), dict(weights), note="set traffic weights")]
         if not dry_run:
             with self._lock:

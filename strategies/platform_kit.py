@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from strategies.base import TargetRef
-from strategies.errors import UnsupportedError
+from strategies.errors import InvalidRequestError
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -50,13 +50,16 @@ def target_key(target: TargetRef) -> str:
 
 
 def validate_weights(target: TargetRef, weights: Mapping[str, int], sides: tuple[str, ...]) -> dict[str, int]:
-    """Check a traffic split against the sides a target has; return it with every side present."""
+    """Check a traffic split against the sides a target has; return it with every side present.
+
+    A malformed split is the request's fault, not the target's: InvalidRequestError, as on Kubernetes.
+    """
     unknown = sorted(set(weights) - set(sides))
     if unknown:
-        raise UnsupportedError(f"{target} has traffic sides {list(sides)}; got unknown side(s) {unknown}")
+        raise InvalidRequestError(f"{target} has traffic sides {list(sides)}; got unknown side(s) {unknown}")
     result = {side: int(weights.get(side, 0)) for side in sides}
     if any(w < 0 or w > 100 for w in result.values()) or sum(result.values()) != 100:
-        raise UnsupportedError(f"weights for {target} must be 0..100 and sum to 100, got {dict(weights)}")
+        raise InvalidRequestError(f"weights for {target} must be 0..100 and sum to 100, got {dict(weights)}")
     return result
 
 

@@ -353,11 +353,22 @@ class KubernetesPlatform:
         return dict(obj["spec"]["template"])
 
     @staticmethod
-    def _pick(history: list[tuple[int, dict]], revision: int | None, what: str) -> tuple[int, dict]:
-        """kubectl's choice: ``revision`` if given, else the second-highest revision."""
+    def _pick(
+        history: list[tuple[int, dict]], revision: int | None, what: str, annotation: str = names.REVISION
+    ) -> tuple[int, dict]:
+        """kubectl's choice: ``revision`` if given, else the second-highest revision.
+
+        One departure: a ``revision`` that an earlier undo renumbered (its ReplicaSet now carries a new
+        number and lists the old one in ``<annotation>-history``) still names that ReplicaSet, where
+        kubectl would answer "unable to find". A retried ``revert(target, N)`` is then a no-op instead of
+        a permanent error, as on ECS and Swarm whose revision numbers never move.
+        """
         by_number = dict(history)  # a duplicate number keeps the last ReplicaSet, as kubectl does
         if revision:
             if revision not in by_number:
+                for number, rs in reversed(history):
+                    if str(revision) in names.split_list(_annotations(rs).get(f"{annotation}-history")):
+                        return number, rs
                 raise RevisionNotFoundError(
                     f"unable to find specified revision {revision} in history of {what}; it has {sorted(by_number)}"
                 )
@@ -639,7 +650,7 @@ class KubernetesPlatform:
                 f"deployment/{binding.name} -n {target.namespace}' and try again"
             )
         history = self._history(kube, target.namespace, owner, binding.revision_annotation)
-        number, rs = self._pick(history, revision, what)
+        number, rs = self._pick(history, revision, what, binding.revision_annotation)
         template = self._template_of(kube, target.namespace, binding, owner)
         if names.same_template(rs["spec"]["template"], template, binding.hash_label):
             return []  # kubectl: "skipped rollback (current template already matches revision N)"

@@ -1,6 +1,8 @@
-"""Real engines for the platform tests: moto's threaded server (ECS, ELBv2, CodeDeploy) and a local dockerd.
+"""Real engines for the platform tests: moto's threaded server (ECS, ELBv2, CodeDeploy), a local dockerd, and
+the sandbox Kubernetes API server.
 
-Both are started once per test session (per xdist worker) and stopped at its end. The swarm engine runs in
+moto and dockerd are started once per test session (per xdist worker) and stopped at its end; the sandbox
+(``tests.sandbox.support``) is cheap enough to start per test. The swarm engine runs in
 private namespaces and cleans up what an earlier crashed run left (sandbox/swarm_engine.py).
 """
 
@@ -14,8 +16,12 @@ import pytest
 
 from sandbox.swarm_engine import ImageSpec, LocalSwarm, SwarmEngineError, version_images
 from tests.conftest import free_port
+from tests.sandbox.support import sandbox
 
+from .cases import Case, DryRunCase, EcsCase, KubernetesCase, SwarmCase
 from .swarm_helpers import remove_test_objects
+
+__all__ = ["aws", "case", "moto_url", "sandbox", "swarm_api", "swarm_engine"]
 
 
 @pytest.fixture(scope="session")
@@ -72,3 +78,25 @@ def swarm_api(swarm_engine: LocalSwarm) -> Iterator[Any]:
     finally:
         remove_test_objects(api)
         api.close()
+
+
+@pytest.fixture
+def case(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Case]:
+    """The scenario builder of the platform named by the test's parameter (``indirect`` parametrization)."""
+    name = request.param
+    built: Case
+    if name == "dry-run":
+        built = DryRunCase()
+    elif name == "ecs":
+        built = EcsCase(request.getfixturevalue("aws"), request.getfixturevalue("moto_url"))
+    elif name == "swarm":
+        engine = request.getfixturevalue("swarm_engine")
+        built = SwarmCase(request.getfixturevalue("swarm_api"), engine.base_url)
+    elif name == "kubernetes":
+        built = KubernetesCase(request.getfixturevalue("sandbox"), tmp_path)
+    else:
+        raise AssertionError(f"no case for {name}")
+    try:
+        yield built
+    finally:
+        built.close()
