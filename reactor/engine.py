@@ -216,6 +216,8 @@ def _choose_strategy(
             return False
         if name == "partial":
             return bool(alert.target.component or alert.target.name) and release is not None
+        if name == "blue_green" and not idle:
+            return False
         if name == "blue_green" and to_revision is not None:
             # Switching colours lands on whatever the idle colour runs: only if that is the chosen revision
             # (or, when the platform does not say, the chosen revision is the natural previous one).
@@ -234,6 +236,8 @@ def _choose_strategy(
             return f"the policy does not allow {name!r} (allowed: {', '.join(allowed) or 'none'})"
         if name == "partial" and release is None:
             return "'partial' needs the target's release and its components in the policy"
+        if name == "blue_green" and not idle and needs_ok(name):
+            return "the target has no idle colour to switch to"
         if name == "blue_green" and to_revision is not None and not usable(name) and needs_ok(name):
             return f"the idle colour does not run revision {to_revision}"
         needs: frozenset[Capability] = getattr(registered[name], "requires", frozenset())

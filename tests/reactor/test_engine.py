@@ -159,7 +159,7 @@ ROWS = [
         "critical → blue-green",
         ("rollback", "blue_green", "severity critical"),
         alert={"severity": "critical"},
-        state={"capabilities": ALL},
+        state={"capabilities": ALL, "colors": ("blue", "green"), "active_color": "green"},
     ),
     Row(
         "critical, but the idle colour runs a bad revision → undo",
@@ -183,6 +183,12 @@ ROWS = [
             "active_color": "green",
             "color_revisions": {"blue": 2, "green": 3},
         },
+    ),
+    Row(
+        "critical without an idle colour → undo",
+        ("rollback", "undo", "no idle colour"),
+        alert={"severity": "critical"},
+        state={"capabilities": ALL},
     ),
     Row(
         "crash without colours → undo",
