@@ -90,16 +90,32 @@ class IntakeWriter:
             if first is None:
                 return
             batch = [first]
-            while len(batch) < self._batch_max:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)
-                    break
-                batch.append(item)
-            self._commit(batch)
+            try:
+                # Lock first, then collect: whatever queued while we waited for the lock joins this commit.
+                with self._store.exclusive():
+                    stop = self._drain(batch)
+                    self._commit(batch)
+            except Exception as exc:  # the lock itself failed (disk gone): fail these requests, keep serving
+                log.exception("intake: could not take the write lock")
+                for slot in batch:
+                    if not slot.done.is_set():
+                        slot.error = StoreUnavailable(f"the database cannot take the write: {exc}")
+                        slot.done.set()
+                stop = False
+            if stop:
+                return
+
+    def _drain(self, batch: list[_Slot]) -> bool:
+        """Move queued requests into ``batch`` (up to ``batch_max``); True if a stop was queued."""
+        while len(batch) < self._batch_max:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return False
+            if item is None:
+                return True
+            batch.append(item)
+        return False
 
     def _commit(self, batch: list[_Slot]) -> None:
         try:

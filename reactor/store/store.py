@@ -128,6 +128,14 @@ class Store(DeploymentStore):
                 raise
             raise StoreUnavailable(f"the database cannot take the write: {exc.orig}") from exc
 
+    def exclusive(self) -> Any:
+        """Hold the SQLite write lock across several transactions (a no-op on PostgreSQL).
+
+        The intake writer takes it *before* collecting its batch: while it waited for another process's
+        commit, more requests queued up, and they all go into one transaction.
+        """
+        return self._write_lock.hold()
+
     def _insert(self, table: Any) -> Any:
         return postgresql.insert(table) if self.dialect == "postgresql" else sqlite.insert(table)
 
@@ -798,7 +806,9 @@ class _WriteLock:
 
     def __init__(self, database: str | None) -> None:
         self._path = f"{database}.write-lock" if database else None
-        self._thread_lock = threading.Lock()
+        # Reentrant: a caller may hold it around several transactions (see Store.exclusive).
+        self._thread_lock = threading.RLock()
+        self._depth = 0
         self._fd: int | None = None
         self._pid = 0
 
@@ -808,15 +818,22 @@ class _WriteLock:
             yield
             return
         with self._thread_lock:
-            if self._pid != os.getpid():  # a forked child must not share its parent's open file description
-                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-                self._pid = os.getpid()
-            assert self._fd is not None
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            self._depth += 1
             try:
-                yield
+                if self._depth == 1:
+                    if self._pid != os.getpid():  # a forked child must not share its parent's file description
+                        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+                        self._pid = os.getpid()
+                    assert self._fd is not None
+                    fcntl.flock(self._fd, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    if self._depth == 1:
+                        assert self._fd is not None
+                        fcntl.flock(self._fd, fcntl.LOCK_UN)
             finally:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
+                self._depth -= 1
 
 
 class _HotSQL:
