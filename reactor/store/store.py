@@ -795,6 +795,37 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
+class _FairRLock:
+    """A reentrant lock granted in arrival order (``threading.RLock`` favours the thread that just released)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._next_ticket = 0
+        self._serving = 0
+        self._owner: int | None = None
+        self._count = 0
+
+    def __enter__(self) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            if self._owner == me:
+                self._count += 1
+                return
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while self._serving != ticket or self._owner is not None:
+                self._cond.wait()
+            self._owner, self._count = me, 1
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._cond:
+            self._count -= 1
+            if self._count == 0:
+                self._owner = None
+                self._serving += 1
+                self._cond.notify_all()
+
+
 class _WriteLock:
     """One SQLite writer at a time across this host's threads and processes.
 
@@ -806,8 +837,9 @@ class _WriteLock:
 
     def __init__(self, database: str | None) -> None:
         self._path = f"{database}.write-lock" if database else None
-        # Reentrant: a caller may hold it around several transactions (see Store.exclusive).
-        self._thread_lock = threading.RLock()
+        # Reentrant (a caller may hold it around several transactions, see Store.exclusive) and fair: the
+        # job worker writes in a tight loop, and an unfair lock would let it starve the intake writer.
+        self._thread_lock = _FairRLock()
         self._depth = 0
         self._fd: int | None = None
         self._pid = 0
