@@ -45,7 +45,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
         try:
             if requests.get(url + "/readyz", timeout=1).status_code == 200:
                 break
-        except requests.ConnectionError:
+        except requests.RequestException:
             time.sleep(0.1)
     else:
         proc.kill()
