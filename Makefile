@@ -52,7 +52,8 @@ e2e: install-test system-deps
 	$(BIN)/pytest -m e2e $(PYTEST_ARGS)
 
 ## bench: run every benchmark and update benchmarks/RESULTS.md
-bench: install-test system-deps
+bench: install-test
+	@bash scripts/system-deps.sh bench
 	$(PY) -m benchmarks.run_all
 
 clean:

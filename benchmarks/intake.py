@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -153,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per server")
     parser.add_argument("--rate", type=float, default=200.0, help="fixed rate for the latency run")
     args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        parser.error("wrk is not installed: run `bash scripts/system-deps.sh bench` (make bench does)")
     notes = machine_notes()
     tmp = Path(tempfile.mkdtemp(prefix="sr-bench-intake-"))
     script = tmp / "alerts.lua"

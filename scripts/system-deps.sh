@@ -11,6 +11,8 @@ bash "$(dirname "$0")/swarm-engine.sh" >/dev/null
 want=(prometheus prometheus-alertmanager prometheus-pushgateway)
 # The Jenkins shared-library step is compiled and run by Groovy 2.4 (the version Jenkins embeds) in tests/cicd.
 want+=(groovy default-jre-headless)
+# `make bench` (argument `bench`) also drives load with wrk.
+[ "${1:-}" = bench ] && want+=(wrk)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
