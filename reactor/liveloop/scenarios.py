@@ -123,7 +123,8 @@ def _check_green(store: Store) -> tuple[bool, str]:
 def _check_partial(store: Store) -> tuple[bool, str]:
     ok1, what1 = _check_image("checkout", "3.2.0", ("checkout-config", "RETRIES", "5"))(store)
     ok2, what2 = _check_image("payments", "1.5.0")(store)
-    return ok1 and ok2, f"{what1}; {what2} (untouched)"
+    ok3, what3 = _check_image("frontend", "2.1.0")(store)
+    return ok1 and ok2 and ok3, f"{what1}; {what2}, {what3} (untouched)"
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -167,7 +168,7 @@ SCENARIOS: dict[str, Scenario] = {
             "checkout",
             "partial",
             1,
-            "checkout 3.3.0 of release shop fails: roll back checkout only, payments stays",
+            "checkout 3.3.0 of release shop fails: roll back checkout only; payments and frontend stay",
             _component,
             {"3.3.0": FAULTY},
             "SmartRollbackHealthLow",
