@@ -26,7 +26,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from reactor.liveloop.processes import StartError, Supervisor, free_port
-from reactor.liveloop.scenarios import NS, Scenario
+from reactor.liveloop.scenarios import NS, Deploy, Scenario, redeploy
 from sandbox.server import SandboxServer
 from sandbox.simulator import Simulator, demo_entries
 
@@ -325,12 +325,13 @@ class LiveLoop:
         self.register(scenario, deploy.revision, deploy.previous)
         out = Outcome(scenario.name, scenario.strategy, deployed_at, floor=floor_seconds(scenario.alert))
         out.events.append(Event(deployed_at, f"deploy {deploy.workload} {deploy.previous} -> {deploy.revision}"))
-        self._follow(scenario, out, timeout)
+        self._follow(scenario, out, timeout, deploy)
         self._judge(scenario, out)
         return out
 
-    def _follow(self, scenario: Scenario, out: Outcome, timeout: float) -> None:
-        assert self.supervisor is not None
+    def _follow(self, scenario: Scenario, out: Outcome, timeout: float, deploy: Deploy) -> None:
+        assert self.supervisor is not None and self.sandbox is not None
+        redeployed = not scenario.redeploy
         deadline = out.deployed_at + timeout
         dropped = False
         settle_until: float | None = None
@@ -357,8 +358,18 @@ class LiveLoop:
                 if entry.get("sufficient") == 1.0:
                     out.recovered, out.recovered_at = True, now
                     out.events.append(Event(now, f"recovered: score {score:.0f} at revision {entry.get('revision')}"))
+            if out.recovered and not redeployed:
+                redeployed = True
+                again = redeploy(self.sandbox.store, deploy)
+                self.register(scenario, again.revision, again.previous)
+                out.events.append(Event(time.time(), f"redeploy {again.workload} {again.previous} -> {again.revision}"))
+                settle_until = time.time() + scenario.settle
+                deadline = max(deadline, settle_until + 1.0)
             if out.rollback_completed_at and settle_until is None:
                 settle_until = max(now, out.rollback_completed_at) + scenario.settle
+            held = any("cooldown" in " ".join(d.get("reasons") or []) for d in decisions)
+            if scenario.redeploy and redeployed and held and out.recovered:
+                break
             if settle_until is not None and now >= settle_until and (out.recovered or scenario.strategy is None):
                 break
             time.sleep(0.2)
@@ -416,6 +427,8 @@ class LiveLoop:
             out.problems.append(f"cluster state: {out.state}")
         if scenario.strategy and not out.recovered:
             out.problems.append("the score did not recover after the rollback")
+        if scenario.redeploy and not any("cooldown" in " ".join(d.get("reasons") or []) for d in out.decisions):
+            out.problems.append("the redeployed revision's alert was not held by the cooldown")
         out.events.sort(key=lambda e: e.at)
         out.ok = not out.problems
 

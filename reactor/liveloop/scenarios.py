@@ -56,6 +56,8 @@ class Scenario:
     check: Callable[[Store], tuple[bool, str]]
     #: Seconds to keep watching after the rollback (or after the deploy, when none is expected).
     settle: float = 3.0
+    #: Deploy the same revision again once the rollback recovered (a pipeline retrying a flapping check).
+    redeploy: bool = False
 
 
 def _roll(store: Store, workload: str, version: str, **kw: object) -> Deploy:
@@ -68,6 +70,11 @@ def _roll(store: Store, workload: str, version: str, **kw: object) -> Deploy:
 
 def _bad_deploy(store: Store) -> Deploy:
     return _roll(store, "payments", "1.6.0", config={"payments-config": {"TIMEOUT_MS": "50"}})
+
+
+def redeploy(store: Store, deploy: Deploy) -> Deploy:
+    """Deploy ``deploy``'s revision again (the config edit included), as a retried pipeline does."""
+    return _roll(store, deploy.workload, deploy.revision, config={"payments-config": {"TIMEOUT_MS": "50"}})
 
 
 def _healthy_deploy(store: Store) -> Deploy:
@@ -191,12 +198,14 @@ SCENARIOS: dict[str, Scenario] = {
             "payments",
             "undo",
             1,
-            "payments errors flap on and off every 3 s, on every revision: one undo, then the cooldown holds",
+            "payments 1.6.0's errors flap on and off every 3 s; after the undo the pipeline retries the deploy: "
+            "the alert fires again and the cooldown holds (no second rollback)",
             _bad_deploy,
-            {"payments:*": Behaviour(error_ratio=0.3, latency=0.4, flap=3.0)},
+            {"1.6.0": Behaviour(error_ratio=0.3, latency=0.4, flap=3.0)},
             "SmartRollbackHealthLow",
-            _check_image("payments", "1.5.0", ("payments-config", "TIMEOUT_MS", "1200")),
-            settle=10.0,
+            _check_image("payments", "1.6.0", ("payments-config", "TIMEOUT_MS", "50")),
+            settle=12.0,
+            redeploy=True,
         ),
     )
 }
