@@ -128,11 +128,11 @@ class Simulator:
                     key = (self.namespace, ep.target, ep.component or ep.target, tag)
                     live.add(key)
                     self._count(key, self.behaviour(workload, tag), ep.rate * weight / 100.0 * seconds)
-            for key in self._live - live:
+            for gone in self._live - live:
                 for code in ("200", "500"):
-                    self.requests.remove(*key, code)
-                self.latency.remove(*key)
-                self._carry.pop(key, None)
+                    self.requests.remove(*gone, code)
+                self.latency.remove(*gone)
+                self._carry.pop(gone, None)
             self._live = live
             self.split = current
 
@@ -194,7 +194,7 @@ class Simulator:
     def url(self) -> str:
         assert self._httpd is not None
         host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def stop(self) -> None:
         self._stop.set()

@@ -194,7 +194,8 @@ def _urls(loop: Any) -> str:
     return f"""
 Sandbox cluster (Kubernetes API): {loop.sandbox.url}   traffic split: {loop.sandbox.url}/sandbox/v1/traffic
 Simulator metrics:  {loop.simulator.url}/metrics
-Prometheus:         {loop.url("prometheus")}/alerts   graph: {loop.url("prometheus")}/graph?g0.expr=smart_rollback_health_score
+Prometheus:         {loop.url("prometheus")}/alerts
+  health scores:    {loop.url("prometheus")}/graph?g0.expr=smart_rollback_health_score
 Alertmanager:       {loop.url("alertmanager")}
 Exporter:           {loop.url("exporter")}/metrics
 Reactor:            {loop.url("reactor")}/ui   API: {loop.url("reactor")}/api/v1/decisions (token in {token_file})

@@ -77,6 +77,7 @@ class Outcome:
     scenario: str
     strategy: str | None
     deployed_at: float
+    score_dropped_at: float | None = None
     alert_received_at: float | None = None
     decision_at: float | None = None
     rollback_completed_at: float | None = None
@@ -351,13 +352,14 @@ class LiveLoop:
             score = entry.get("score")
             if not dropped and score is not None and score < 50 and entry.get("sufficient") == 1.0:
                 dropped = True
+                out.score_dropped_at = now
                 out.events.append(Event(now, f"score {score:.0f} for {scenario.target} {entry.get('revision')}"))
             for d in decisions:
                 self._note(d, out, seen_steps, seen_decisions)
-            if out.rollback_completed_at and not out.recovered and score is not None and score >= 75:
-                if entry.get("sufficient") == 1.0:
-                    out.recovered, out.recovered_at = True, now
-                    out.events.append(Event(now, f"recovered: score {score:.0f} at revision {entry.get('revision')}"))
+            healthy = score is not None and score >= 75 and entry.get("sufficient") == 1.0
+            if out.rollback_completed_at and not out.recovered and healthy:
+                out.recovered, out.recovered_at = True, now
+                out.events.append(Event(now, f"recovered: score {score:.0f} at revision {entry.get('revision')}"))
             if out.recovered and not redeployed:
                 redeployed = True
                 again = redeploy(self.sandbox.store, deploy)

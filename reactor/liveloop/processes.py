@@ -132,10 +132,8 @@ class Supervisor:
                 os.killpg(child.process.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
         for child in reversed(self.children):
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
             # The group may outlive its leader (a gunicorn worker): kill whatever is left of it.
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(child.process.pid, signal.SIGKILL)
