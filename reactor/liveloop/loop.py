@@ -38,9 +38,9 @@ GROUP_WAIT = 1.0
 #: The loop's ``for:`` of each rollback rule (the shipped file's values are for production).
 RULE_FOR = {"SmartRollbackHealthLow": 1.0, "SmartRollbackCriticalMetricFailed": 0.0}
 #: The exporter's cycle, the judge's window and its per-side sample minimum.
-EXPORTER_INTERVAL = 1.0
+EXPORTER_INTERVAL = 0.5
 WINDOW = 8.0
-MIN_SAMPLES = 3
+MIN_SAMPLES = 2
 RATE = "3s"
 #: Rollback cooldown per target: long enough that a flapping metric cannot roll back twice in a run.
 COOLDOWN = 300.0
@@ -460,7 +460,7 @@ def _exporter_target(name: str, release: str | None, critical: bool) -> dict[str
         "name": name,
         "source": "prom",
         "window": WINDOW,
-        "lookback": 120,
+        "lookback": 40,
         "step": 1,
         "detectors": [],
         "metrics": [
