@@ -67,8 +67,9 @@ def test_scenario(name: str, tmp_path: Path) -> None:
         assert not any(r["kind"] == "decision" for r in audit), kinds
         assert final["score"] >= 75, final
     if scenario.redeploy:
-        # The retried deploy fails again and stays: the cooldown held the second alert, with its reason.
+        # The retried deploy's alert fired again and was held by the cooldown (its score flaps, so the final
+        # score may be in either phase); the retried revision stays.
         held = [d for d in out.decisions if d["action"] == "ignore" and "cooldown" in " ".join(d["reasons"])]
-        assert held and final["score"] < 50, (held, final)
+        assert held and final["revision"] == "1.6.0", (held, final)
     # Nothing of the loop is left running.
     assert all(child.process.poll() is not None for child in loop.supervisor.children)  # type: ignore[union-attr]
