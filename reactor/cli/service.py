@@ -145,7 +145,7 @@ def run(scenario: str, headless: bool, as_json: bool, run_dir: str) -> None:
 
     Without --headless it keeps running after the scenario (look at the printed URLs); Ctrl-C stops everything.
     """
-    from reactor.liveloop import SCENARIOS, LiveLoop, StartError
+    from reactor.liveloop import SCENARIOS, LiveLoop, StartError, Supervisor
     from reactor.liveloop.loop import result_line, timeline
 
     if scenario not in SCENARIOS:
@@ -161,9 +161,9 @@ def run(scenario: str, headless: bool, as_json: bool, run_dir: str) -> None:
     ok = False
     try:
         say(f"starting the live loop in {loop.run_dir} ...")
+        Supervisor.install_signal_handlers()
         loop.start()
         assert loop.supervisor is not None
-        loop.supervisor.install_signal_handlers()
         say(_urls(loop))
         say(f"scenario {chosen.name}: {chosen.description}")
         outcome = loop.play(chosen)

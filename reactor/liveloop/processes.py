@@ -57,7 +57,8 @@ class Supervisor:
         self._stopped = False
         atexit.register(self.stop_all)
 
-    def install_signal_handlers(self) -> None:
+    @staticmethod
+    def install_signal_handlers() -> None:
         """SIGTERM (and SIGHUP) raise KeyboardInterrupt, so one ``finally`` path stops everything."""
 
         def interrupt(signum: int, _frame: FrameType | None) -> None:
