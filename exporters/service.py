@@ -283,7 +283,11 @@ class Exporter:
                 last_seen[value] = max(last_seen.get(value, t1), t1)
         if not first_seen:
             return _Prepared(target, "", {}, {}, {}, None, None)
-        canary_value = max(first_seen, key=lambda v: (first_seen[v], v))
+        # The canary is the newest value still serving: once a rollback stops a revision's series, the revision
+        # that serves again is judged against it (so the score recovers) instead of an empty canary window.
+        newest = max(last_seen.values())
+        serving = [v for v in first_seen if last_seen[v] >= newest - 2 * target.step] or list(first_seen)
+        canary_value = max(serving, key=lambda v: (first_seen[v], v))
         others = [v for v in first_seen if v != canary_value]
         window = target.window
         baseline: dict[str, np.ndarray] = {}

@@ -141,7 +141,13 @@ def decide(
         return out("hold", f"the platform could not describe the target: {state_error or 'unknown error'}", page=True)
 
     to_revision, revision_reasons = _choose_revision(state, history.marks)
-    if to_revision is None:
+    idle = [c for c in state.colors if c != state.active_color]
+    if to_revision is None and not state.revisions and idle and state.active_color:
+        # A blue-green Service pair keeps no revision history: what ran before is whatever the idle colour runs.
+        revision_reasons = [
+            f"{state.target} has no revision history (blue-green pair): the idle colour {idle[0]} is the way back"
+        ]
+    elif to_revision is None:
         return out("hold", *revision_reasons, page=True)
 
     strategy, strategy_reasons = _choose_strategy(alert, policy, state, release, registered, to_revision)

@@ -425,6 +425,8 @@ class Worker:
         alert = decision.get("inputs", {}).get("alert") or {}
         component = (alert.get("identity") or {}).get("component") or target.name
         severity = (alert.get("severity") or "").lower()
+        deployment = (decision.get("inputs", {}).get("history") or {}).get("deployment") or {}
+        started = deployment.get("started_at")
         return RollbackRequest(
             target=target,
             to_revision=decision.get("to_revision"),
@@ -434,6 +436,7 @@ class Worker:
             wait_timeout=policy.wait_timeout_seconds,
             step_interval=policy.progressive.step_interval_seconds,
             critical=severity in ("critical", "page") and decision.get("strategy") == "progressive",
+            changed_since=datetime.fromtimestamp(float(started), UTC) if started is not None else None,
         )
 
     def _finish(
@@ -562,6 +565,7 @@ def _plan_to_dict(plan: Plan) -> dict[str, Any]:
         "wait_timeout": request.wait_timeout,
         "step_interval": request.step_interval,
         "critical": request.critical,
+        "changed_since": request.changed_since.timestamp() if request.changed_since else None,
     }
     return data
 
@@ -580,6 +584,7 @@ def _plan_from_dict(data: Mapping[str, Any] | None) -> Plan | None:
         wait_timeout=req.get("wait_timeout", 0.0),
         step_interval=req.get("step_interval", 0.0),
         critical=req.get("critical", False),
+        changed_since=datetime.fromtimestamp(req["changed_since"], UTC) if req.get("changed_since") else None,
     )
     steps = tuple(
         PlanStep(

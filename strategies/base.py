@@ -219,6 +219,9 @@ class RollbackRequest:
     component_revisions: Mapping[str, int] = field(default_factory=dict)
     #: For ``blue_green``: the colour to make active (default: the only other one).
     to_color: str | None = None
+    #: For ``partial``: when the failing deploy was registered. A dependent whose current revision is older
+    #: did not change with it, so it still runs what worked before and is left alone (None: revert them all).
+    changed_since: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, ClassVar
 
 from strategies.base import (
@@ -33,6 +34,7 @@ from strategies.base import (
     PlanStep,
     Platform,
     RollbackRequest,
+    TargetState,
 )
 from strategies.blue_green import choose_color
 from strategies.errors import InvalidRequestError, PermanentError, TargetNotFoundError
@@ -78,6 +80,14 @@ def rollback_set(failing: Sequence[str], graph: Mapping[str, Sequence[str]]) -> 
     return order
 
 
+def _unchanged_since(state: TargetState, since: datetime | None) -> bool:
+    """Whether the component's current revision was created before ``since`` (unknown: it may have changed)."""
+    if since is None or state.current_revision is None:
+        return False
+    current = state.revision(state.current_revision)
+    return current is not None and current.created_at is not None and current.created_at < since
+
+
 class Partial:
     """Revert the failing components and their dependents, dependents first, then check consistency."""
 
@@ -96,7 +106,8 @@ class Partial:
             "service keeps serving its older clients; the reverse is not guaranteed)"
         ]
         revisions: dict[str, int] = {}
-        for component in order:
+        kept: list[str] = []
+        for component in list(order):
             target = request.target.sibling(component)
             try:
                 state = main if component == request.target.name else platform.describe(target)
@@ -104,6 +115,10 @@ class Partial:
                 raise TargetNotFoundError(
                     f"component {component!r} of the rollback set {order} was not found: {exc}"
                 ) from exc
+            if component not in failing and _unchanged_since(state, request.changed_since):
+                kept.append(component)
+                order.remove(component)
+                continue
             if Capability.REVERT not in state.capabilities and Capability.SWITCH in state.capabilities:
                 # A blue-green component (two workloads, one Service) rolls back by switching colour.
                 color = choose_color(state, None)
@@ -128,6 +143,9 @@ class Partial:
             revisions[component] = revision
             steps.append(revert_step(platform, state, revision))
             notes += config_notes(state, revision)
+        if kept:
+            notes.append(f"left alone {kept}: their current revision predates the failing deploy, so they did not "
+                         "change with it")  # fmt: skip
         steps.append(
             PlanStep(
                 id=f"check:{request.target.name}:{','.join(order)}",

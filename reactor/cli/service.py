@@ -135,50 +135,72 @@ def _redact(url: str) -> str:
 
 
 @main.command()
-@click.option("--bind", default="127.0.0.1:8080", show_default=True, help="HOST:PORT to listen on")
-@click.option("--dir", "run_dir", default=".run", show_default=True, help="where the demo keeps its database")
-def run(bind: str, run_dir: str) -> None:
-    """The main job on embedded defaults: the reactor on SQLite with the record-only platform, in auto mode.
+@click.option("--scenario", default="bad-deploy", show_default=True, help="what to deploy (see docs/live-loop.md)")
+@click.option("--headless", is_flag=True, help="run the scenario and exit (status 0: it behaved as expected)")
+@click.option("--json", "as_json", is_flag=True, help="print the result as one JSON object, last line")
+@click.option("--dir", "run_dir", default=".run", show_default=True, help="run directory: configs, data, logs")
+def run(scenario: str, headless: bool, as_json: bool, run_dir: str) -> None:
+    """The whole loop on this machine: sandbox cluster, traffic simulator, exporter, Prometheus, Alertmanager and
+    the reactor; then a faulty deploy that is detected and rolled back with no human input.
 
-    Send it an alert (the command prints how) and read the decision it made and why.
+    Without --headless it keeps running after the scenario (look at the printed URLs); Ctrl-C stops everything.
     """
-    _ensure_multiprocess_env()
-    directory = Path(run_dir).resolve()
-    directory.mkdir(parents=True, exist_ok=True)
-    token_file = directory / "token"
-    if not token_file.exists():
-        token_file.write_text(secrets.token_urlsafe(18))
-        token_file.chmod(0o600)
-    token = token_file.read_text().strip()
-    db = f"sqlite:///{directory / 'reactor.db'}"
-    settings = _load(
-        None,
-        {
-            "server.bind": bind,
-            "database.url": db,
-            "auth.tokens": [token],
-            "policies.defaults.mode": "auto",
-            "policies.defaults.wait_timeout_seconds": 0,
-        },
-    )
-    url = f"http://{bind}"
-    example = Path(__file__).resolve().parents[2] / "examples" / "alertmanager-firing.json"
-    banner = f"""
-Platform: dry-run (record-only: decisions and steps are recorded, nothing real changes). Mode: auto.
-Token: {token}   (kept in {token_file})
+    from reactor.liveloop import SCENARIOS, LiveLoop, StartError, Supervisor
+    from reactor.liveloop.loop import result_line, timeline
 
-Send it the Alertmanager alert captured from Prometheus 2.42 -> Alertmanager 0.25:
-  curl -sS -X POST -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\
-       --data @{example} {url}/webhooks/alertmanager
+    if scenario not in SCENARIOS:
+        raise click.BadParameter(f"unknown scenario; known: {', '.join(SCENARIOS)}", param_hint="--scenario")
+    chosen = SCENARIOS[scenario]
+    missing = [b for b in ("prometheus", "prometheus-alertmanager") if shutil.which(b) is None]
+    if missing:
+        raise click.ClickException(
+            f"{', '.join(missing)} not installed: run `bash scripts/system-deps.sh` (make run does)"
+        )
+    loop = LiveLoop(Path(run_dir), echo=lambda line: click.echo(line, err=as_json))
+    say = loop.echo
+    ok = False
+    try:
+        say(f"starting the live loop in {loop.run_dir} ...")
+        Supervisor.install_signal_handlers()
+        loop.start()
+        assert loop.supervisor is not None
+        say(_urls(loop))
+        say(f"scenario {chosen.name}: {chosen.description}")
+        outcome = loop.play(chosen)
+        say("timeline:\n" + timeline(outcome))
+        verdict = "as expected" if outcome.ok else "NOT as expected: " + "; ".join(outcome.problems)
+        say(f"{chosen.name}: {outcome.rollbacks} rollback(s), {outcome.state}; {verdict}")
+        ok = outcome.ok
+        if as_json:
+            click.echo(result_line(outcome))
+        if not headless:
+            say("\nStill running: look around at the URLs above. Ctrl-C stops everything.")
+            while True:
+                loop.supervisor.check()
+                time.sleep(1)
+    except StartError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        say("\nstopping ...")
+        ok = ok and headless
+    finally:
+        loop.stop()
+    if headless:
+        sys.exit(0 if ok else 1)
 
-See the decision and why:
-  curl -sS -H 'Authorization: Bearer {token}' {url}/api/v1/decisions
-  smart-rollback history --db {db}
-  smart-rollback explain DECISION_ID --db {db}
 
-Metrics: {url}/metrics   API: {url}/openapi.json   Stop: Ctrl-C
+def _urls(loop: Any) -> str:
+    token_file = loop.run_dir / "token"
+    return f"""
+Sandbox cluster (Kubernetes API): {loop.sandbox.url}   traffic split: {loop.sandbox.url}/sandbox/v1/traffic
+Simulator metrics:  {loop.simulator.url}/metrics
+Prometheus:         {loop.url("prometheus")}/alerts
+  health scores:    {loop.url("prometheus")}/graph?g0.expr=smart_rollback_health_score
+Alertmanager:       {loop.url("alertmanager")}
+Exporter:           {loop.url("exporter")}/metrics
+Reactor:            {loop.url("reactor")}/ui   API: {loop.url("reactor")}/api/v1/decisions (token in {token_file})
+Logs:               {loop.run_dir / "logs"}
 """
-    _run_server(settings, banner=banner)
 
 
 # ------------------------------------------------------------------------------------------ configuration

@@ -298,3 +298,17 @@ def test_pushgateway_push(pushgateway) -> None:
     lines = [line for line in text.splitlines() if line.startswith("smart_rollback_health_score{")]
     assert len(lines) == 1
     assert 'job="smart-rollback"' in lines[0] and 'instance="exp-0"' in lines[0] and 'revision="v2"' in lines[0]
+
+
+def test_after_a_rollback_the_revision_serving_again_is_the_canary() -> None:
+    # v2 was deployed and rolled back 60 s ago: v1 serves again. v2 is the newest to appear, but the revision
+    # still serving (v1) is judged, against v2's last window, so the score recovers at once.
+    src = GeneratedSource(
+        {
+            "latency": revisions({"v1": (NOW - 1800, NOW, 0.10), "v2": (NOW - 600, NOW - 60, 0.30)}),
+            "errors": _counts({"v1": (NOW - 1800, NOW, 0.2), "v2": (NOW - 600, NOW - 60, 5.0)}),
+        }
+    )
+    report = Exporter(_config(), sources={"gen": src}, clock=lambda: NOW).run_cycle()[0]
+    assert report.revision == "v1"
+    assert report.verdict == "pass" and report.score == 100.0

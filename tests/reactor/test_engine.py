@@ -185,6 +185,24 @@ ROWS = [
         },
     ),
     Row(
+        "blue-green Service pair without revision history → switch to the idle colour",
+        ("rollback", "blue_green", "the idle colour blue is the way back"),
+        alert={"severity": "critical"},
+        state={
+            "capabilities": frozenset({Capability.SWITCH}),
+            "current_revision": None,
+            "stable_revision": None,
+            "revisions": (),
+            "colors": ("blue", "green"),
+            "active_color": "green",
+        },
+    ),
+    Row(
+        "no revision history and no colours → hold",
+        ("hold", None, "no revision to roll back to"),
+        state={"current_revision": None, "stable_revision": None, "revisions": ()},
+    ),
+    Row(
         "critical without an idle colour → undo",
         ("rollback", "undo", "no idle colour"),
         alert={"severity": "critical"},

@@ -124,3 +124,24 @@ def test_blue_green_on_a_target_without_colours_is_refused(platform: KubernetesP
         STRATEGIES["blue_green"]().plan(platform, RollbackRequest(TargetRef("kubernetes", "demo", "shop", "payments")))
     with pytest.raises(UnsupportedError, match="needs weights"):
         STRATEGIES["progressive"]().plan(platform, RollbackRequest(TargetRef("kubernetes", "demo", "shop", "cart")))
+
+
+def test_partial_leaves_alone_dependents_that_did_not_change_with_the_deploy(
+    platform: KubernetesPlatform, sandbox: SandboxServer
+) -> None:
+    """checkout is deployed (after frontend last changed) and fails: frontend still runs what worked, so stays."""
+    from datetime import UTC, datetime
+
+    from sandbox.seed import REGISTRY, roll
+
+    since = datetime.fromtimestamp(sandbox.store.clock(), UTC)
+    roll(sandbox.store, "shop", "checkout", f"{REGISTRY}/checkout:3.3.0", change_cause="release 3.3.0")
+    target = TargetRef("kubernetes", "demo", "shop", "checkout")
+    plan = STRATEGIES["partial"]().plan(
+        platform, RollbackRequest(target, components=("checkout",), changed_since=since)
+    )
+    assert [s.id for s in plan.steps] == ["revert:checkout:2", "check:checkout:checkout"]
+    assert any("left alone ['frontend']" in note for note in plan.notes)
+    # Without the deploy time every dependent goes too (as before).
+    plan = STRATEGIES["partial"]().plan(platform, RollbackRequest(target, components=("checkout",)))
+    assert next(s.id for s in plan.steps) == "revert:frontend:1"
