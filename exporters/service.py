@@ -278,13 +278,15 @@ class Exporter:
                 if not ok.any():
                     continue
                 value = s.labels.get(label, "")
-                t0, t1 = float(s.timestamps[ok][0]), float(s.timestamps[ok][-1])
+                t0, t1 = _latest_run(s.timestamps[ok], 2 * target.step), float(s.timestamps[ok][-1])
                 first_seen[value] = min(first_seen.get(value, t0), t0)
                 last_seen[value] = max(last_seen.get(value, t1), t1)
         if not first_seen:
             return _Prepared(target, "", {}, {}, {}, None, None)
-        # The canary is the newest value still serving: once a rollback stops a revision's series, the revision
-        # that serves again is judged against it (so the score recovers) instead of an empty canary window.
+        # The canary is the value that most recently started serving and still serves: once a rollback stops a
+        # revision's series, the revision that serves again is judged against it (so the score recovers) instead
+        # of an empty canary window; and a revision deployed again after a rollback is the canary again, even
+        # though it also served earlier in the lookback ("started" is the start of its latest unbroken run).
         newest = max(last_seen.values())
         serving = [v for v in first_seen if last_seen[v] >= newest - 2 * target.step] or list(first_seen)
         canary_value = max(serving, key=lambda v: (first_seen[v], v))
@@ -503,6 +505,12 @@ def _strip_namespace(j: Judgement, key: str) -> Judgement:
     }
     reason = j.reason.replace(prefix, "")
     return Judgement(j.score, j.verdict, metrics, groups, reason)
+
+
+def _latest_run(timestamps: np.ndarray, gap: float) -> float:
+    """Start of the last run of ``timestamps`` with no hole longer than ``gap``: when this series last began."""
+    holes = np.flatnonzero(np.diff(timestamps) > gap)
+    return float(timestamps[holes[-1] + 1]) if len(holes) else float(timestamps[0])
 
 
 def _merge(series: list[Series], reduce: str = "concat") -> tuple[np.ndarray, np.ndarray]:

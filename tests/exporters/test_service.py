@@ -312,3 +312,34 @@ def test_after_a_rollback_the_revision_serving_again_is_the_canary() -> None:
     report = Exporter(_config(), sources={"gen": src}, clock=lambda: NOW).run_cycle()[0]
     assert report.revision == "v1"
     assert report.verdict == "pass" and report.score == 100.0
+
+
+def test_a_revision_deployed_again_after_its_rollback_is_the_canary() -> None:
+    # In the 1800 s lookback: v2 serves first (deployed, then rolled back at NOW-1500), v1 serves from then on,
+    # and v2 is deployed again as a canary at NOW-240, both serving now. v2 appeared earlier in the lookback than
+    # v1, but it is v2 that most recently started serving: it is the canary, and it fails.
+    def segments(plan: dict[str, list[tuple[float, float, float]]]):
+        def make(start, end, step):
+            from exporters.sources import Series
+
+            out = []
+            for rev, runs in plan.items():
+                ts = np.concatenate([np.arange(max(start, a), min(end, b) + 1e-9, step) for a, b, _ in runs])
+                vs = np.concatenate([np.full(len(np.arange(max(start, a), min(end, b) + 1e-9, step)), level)
+                                     for a, b, level in runs])  # fmt: skip
+                out.append(Series({"revision": rev}, ts, vs + np.random.default_rng(3).normal(0, 0.01, len(ts))))
+            return out
+
+        return make
+
+    src = GeneratedSource(
+        {
+            "latency": segments(
+                {"v2": [(NOW - 1800, NOW - 1500, 0.30), (NOW - 240, NOW, 0.30)], "v1": [(NOW - 1500, NOW, 0.10)]}
+            ),
+            "errors": _counts({"v1": (NOW - 1500, NOW, 0.2), "v2": (NOW - 240, NOW, 5.0)}),
+        }
+    )
+    report = Exporter(_config(), sources={"gen": src}, clock=lambda: NOW).run_cycle()[0]
+    assert report.revision == "v2"
+    assert report.verdict == "fail"
