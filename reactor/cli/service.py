@@ -198,7 +198,8 @@ Prometheus:         {loop.url("prometheus")}/alerts
   health scores:    {loop.url("prometheus")}/graph?g0.expr=smart_rollback_health_score
 Alertmanager:       {loop.url("alertmanager")}
 Exporter:           {loop.url("exporter")}/metrics
-Reactor:            {loop.url("reactor")}/ui   API: {loop.url("reactor")}/api/v1/decisions (token in {token_file})
+Reactor decisions:  {loop.url("reactor")}/api/v1/decisions   (Authorization: Bearer $(cat {token_file}))
+  its metrics:      {loop.url("reactor")}/metrics
 Logs:               {loop.run_dir / "logs"}
 """
 
