@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -29,6 +27,7 @@ import pytest
 import requests
 import yaml
 
+from reactor.liveloop.processes import Supervisor
 from tests.alert_rules.test_rules import tool
 from tests.conftest import ROOT, free_port
 
@@ -123,61 +122,23 @@ def app() -> Iterator[tuple[App, str]]:
 # ----------------------------------------------------------------------------------- the processes
 
 
-class Processes:
-    """Started processes, stopped (terminate, then kill) in reverse order; their output kept for failures."""
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.procs: list[tuple[str, subprocess.Popen[str]]] = []
-
-    def start(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        log = (self.tmp / f"{name}.log").open("w")
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-        log.close()
-        self.procs.append((name, proc))
-        return proc
-
-    def wait_http(self, name: str, url: str, timeout: float = 60.0) -> None:
-        proc = dict(self.procs)[name]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"{name} exited with {proc.returncode}:\n{self.output(name)}")
-            try:
-                if requests.get(url, timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"{name} not ready at {url} after {timeout}s:\n{self.output(name)}")
-
-    def output(self, name: str) -> str:
-        return (self.tmp / f"{name}.log").read_text()[-3000:]
-
-    def stop(self) -> None:
-        for _, proc in reversed(self.procs):
-            if proc.poll() is None:
-                proc.terminate()
-        for _, proc in reversed(self.procs):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
-
-
 @pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Processes]:
-    procs = Processes(tmp_path)
+def processes(tmp_path: Path) -> Iterator[Supervisor]:
+    """The live loop's supervisor: process groups, logs in ``tmp_path/logs``, everything stopped afterwards."""
+    procs = Supervisor(tmp_path)
     try:
         yield procs
     finally:
-        procs.stop()
+        procs.stop_all()
 
 
-def start_prometheus(procs: Processes, jobs: dict[str, dict[str, Any]]) -> str:
+def output(procs: Supervisor, name: str) -> str:
+    return next(child for child in procs.children if child.name == name).tail(60)
+
+
+def start_prometheus(procs: Supervisor, jobs: dict[str, dict[str, Any]]) -> str:
     port = free_port()
-    directory = procs.tmp / "prometheus"
+    directory = procs.run_dir / "prometheus"
     directory.mkdir()
     scrape = [{"job_name": job, **cfg} for job, cfg in jobs.items()]
     config = {
@@ -187,7 +148,7 @@ def start_prometheus(procs: Processes, jobs: dict[str, dict[str, Any]]) -> str:
     }
     (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
     url = f"http://127.0.0.1:{port}"
-    procs.start(
+    child = procs.start(
         "prometheus",
         [
             tool("prometheus"),
@@ -197,7 +158,7 @@ def start_prometheus(procs: Processes, jobs: dict[str, dict[str, Any]]) -> str:
             "--log.level=warn",
         ],
     )
-    procs.wait_http("prometheus", f"{url}/-/ready")
+    procs.wait_ready(child, f"{url}/-/ready", timeout=60)
     return url
 
 
@@ -381,7 +342,7 @@ def alertmanager_payload(alert: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.e2e
 def test_every_dashboard_and_rule_expression_parses_and_returns_data(
-    app: tuple[App, str], processes: Processes, tmp_path: Path
+    app: tuple[App, str], processes: Supervisor, tmp_path: Path
 ) -> None:
     state, app_address = app
     exporter_port, reactor_port = free_port(), free_port()
@@ -398,14 +359,16 @@ def test_every_dashboard_and_rule_expression_parses_and_returns_data(
     )
     prom = Prom(prom_url)
 
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    env |= {
+    # The reactor's own multiprocess metrics directory, not whatever this process may have inherited.
+    (tmp_path / "reactor-metrics").mkdir()
+    env = {
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "reactor-metrics"),
         "TMPDIR": str(tmp_path),
         "SMART_ROLLBACK_MODE": "auto",
         "SMART_ROLLBACK_POLICIES__DEFAULTS__WAIT_TIMEOUT_SECONDS": "0",
     }
     reactor_url = f"http://127.0.0.1:{reactor_port}"
-    processes.start(
+    reactor = processes.start(
         "reactor",
         [sys.executable, "-m", "reactor", "serve", "--bind", f"127.0.0.1:{reactor_port}",
          "--db", f"sqlite:///{tmp_path / 'reactor.db'}", "--token", TOKEN],
@@ -415,7 +378,7 @@ def test_every_dashboard_and_rule_expression_parses_and_returns_data(
     processes.start(
         "exporter", [sys.executable, "-m", "reactor", "exporter", "--config", str(tmp_path / "exporter.yml")]
     )
-    processes.wait_http("reactor", f"{reactor_url}/readyz")
+    processes.wait_ready(reactor, f"{reactor_url}/readyz", timeout=60)
 
     # v1 alone long enough to be the baseline, then the worse v2 becomes the canary.
     deadline = time.monotonic() + 60
@@ -441,7 +404,7 @@ def test_every_dashboard_and_rule_expression_parses_and_returns_data(
         )
         time.sleep(0.5)
     if alert is None:
-        pytest.fail("SmartRollbackCriticalMetricFailed never fired; exporter output:\n" + processes.output("exporter"))
+        pytest.fail("SmartRollbackCriticalMetricFailed never fired; exporter output:\n" + output(processes, "exporter"))
     assert alert["labels"]["target"] == "checkout" and alert["labels"]["revision"] == "v2"
     posted = requests.post(
         f"{reactor_url}/webhooks/alertmanager",
@@ -459,7 +422,7 @@ def test_every_dashboard_and_rule_expression_parses_and_returns_data(
         if not remaining:
             break
         time.sleep(2)
-    assert not remaining, "\n".join(remaining) + f"\n\nexporter:\n{processes.output('exporter')}"
+    assert not remaining, "\n".join(remaining) + f"\n\nexporter:\n{output(processes, 'exporter')}"
     # The single-value job variables resolve to the real scrape jobs, not to a match-all.
     boards = {p.stem: p for p in DASHBOARDS}
     assert variable_values(boards["deployment-health"], prom)["exporter_job"] == EXPORTER_JOB
