@@ -270,7 +270,7 @@ class Exporter:
             log.warning("target %s: %s", target.key, exc)
             return _Prepared(target, "", {}, {}, {}, None, None, error=str(exc))
         label = split.label
-        first_seen: dict[str, float] = {}
+        started: dict[str, float] = {}
         last_seen: dict[str, float] = {}
         for series_list in fetched.values():
             for s in series_list:
@@ -279,18 +279,18 @@ class Exporter:
                     continue
                 value = s.labels.get(label, "")
                 t0, t1 = _latest_run(s.timestamps[ok], 2 * target.step), float(s.timestamps[ok][-1])
-                first_seen[value] = min(first_seen.get(value, t0), t0)
+                started[value] = min(started.get(value, t0), t0)
                 last_seen[value] = max(last_seen.get(value, t1), t1)
-        if not first_seen:
+        if not started:
             return _Prepared(target, "", {}, {}, {}, None, None)
         # The canary is the value that most recently started serving and still serves: once a rollback stops a
         # revision's series, the revision that serves again is judged against it (so the score recovers) instead
         # of an empty canary window; and a revision deployed again after a rollback is the canary again, even
         # though it also served earlier in the lookback ("started" is the start of its latest unbroken run).
         newest = max(last_seen.values())
-        serving = [v for v in first_seen if last_seen[v] >= newest - 2 * target.step] or list(first_seen)
-        canary_value = max(serving, key=lambda v: (first_seen[v], v))
-        others = [v for v in first_seen if v != canary_value]
+        serving = [v for v in started if last_seen[v] >= newest - 2 * target.step] or list(started)
+        canary_value = max(serving, key=lambda v: (started[v], v))
+        others = [v for v in started if v != canary_value]
         window = target.window
         baseline: dict[str, np.ndarray] = {}
         canary: dict[str, np.ndarray] = {}
