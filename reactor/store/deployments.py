@@ -7,6 +7,9 @@ deployment lifecycle reads in one place:
   verdict, and queues two jobs in the same transaction: ``deployment:<id>:record`` (due now: let the platform
   record its revision) and ``deployment:<id>:soak`` (due when the soak ends). The job table is the scheduler:
   the verdict is reached without anyone polling, by whichever worker process is alive, after any restart.
+* **A newer deploy wins over a rollback in flight**: registration asks the target's executing rollbacks to
+  stop before their next step and supersedes approvals still pending, in the same transaction, so a fix
+  shipped while the reactor is rolling back is not reverted by the old decision.
 * **Idempotency**: a client-chosen key (``Idempotency-Key`` header or ``idempotency_key``) is stored hashed
   and unique, so a retried registration (a CI step re-run, Argo CD's webhook retries) returns the first one.
 * **Verdicts** change a deployment only from ``in_progress`` (people's marks excepted), with the revision
@@ -90,6 +93,7 @@ class DeploymentStore:
                     self.audit(conn, "deployment", f"deployment {old.id} of revision {old.revision} {reason}",
                                target=target, data={"deployment": old.id, "status": "superseded"})  # fmt: skip
                 conn.execute(insert(d).values(values))
+                self._stop_rollbacks(conn, target, values["id"], values["revision"], now)
                 key = f"deployment:{values['id']}"
                 jobs = [_job(f"{key}:record", "record", target, run_after=now, now=now),
                         _job(f"{key}:soak", "soak", target, run_after=values["soak_until"], now=now)]  # fmt: skip
@@ -109,6 +113,35 @@ class DeploymentStore:
                 raise
             return found | {"duplicate": True}
         return values | {"duplicate": False}
+
+    def _stop_rollbacks(self, conn: Connection, target: str, deployment_id: str, revision: str, now: float) -> None:
+        """Stop the target's rollbacks in flight and supersede its pending approvals: they were decided about
+        the revision this deploy replaces. The strategies check the stop before each step."""
+        dec = s.decisions
+        why = f"deployment {deployment_id} of revision {revision} was registered"
+        rows = conn.execute(
+            select(dec.c.id, dec.c.status).where(
+                dec.c.target == target, dec.c.status.in_(("approved", "executing", "pending_approval"))
+            )
+        ).all()
+        for row in rows:
+            if row.status == "pending_approval":
+                changed = conn.execute(
+                    update(dec)
+                    .where(dec.c.id == row.id, dec.c.status == "pending_approval")
+                    .values(status="superseded", updated_at=now)
+                ).rowcount
+                message = f"approval no longer needed: {why}"
+            else:
+                changed = conn.execute(
+                    update(dec)
+                    .where(dec.c.id == row.id, dec.c.stop_reason.is_(None))
+                    .values(stop_reason=why, updated_at=now)
+                ).rowcount
+                message = f"stop requested: {why}"
+            if changed:
+                self.audit(conn, "stop", message, target=target, decision_id=row.id,
+                           data={"reason": "newer deployment", "deployment": deployment_id})  # fmt: skip
 
     def _by_idempotency_key(self, key: str) -> dict[str, Any] | None:
         with self.engine.connect() as conn:

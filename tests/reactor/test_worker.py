@@ -251,6 +251,47 @@ def test_resolved_alert_stops_an_in_flight_rollback(
     assert decision["stop_reason"] == "the alert resolved"
 
 
+def register(app: Flask, revision: str) -> None:
+    response = app.test_client().post(
+        "/api/v1/deployments", json={"target": TARGET, "revision": revision}, headers=AUTH
+    )
+    assert response.status_code == 201, response.json
+
+
+def test_a_deploy_registered_during_a_rollback_stops_it_before_its_next_step(
+    app_factory: Any, db_url: str, platform: FaultyPlatform, clock: Clock
+) -> None:
+    # The fix must not be reverted by a decision taken about the revision it replaces.
+    app = build(app_factory, db_url, platform, clock)
+    send(app)
+    platform.revert_failures = [TemporaryError("slow cluster")]
+    rt(app).worker.run_once()
+    assert decisions(app)[0]["status"] == "executing"
+    register(app, "8")
+    clock.now += 60
+    rt(app).worker.drain()
+    [decision] = decisions(app)
+    assert decision["status"] == "stopped"
+    assert decision["stop_reason"].endswith("of revision 8 was registered")
+    assert platform.calls == []
+    stops = [e for e in rt(app).store.audit_trail(decision_id=decision["id"]) if e["kind"] == "stop"]
+    assert len(stops) == 1 and "revision 8" in stops[0]["message"]
+
+
+def test_a_deploy_registered_supersedes_a_pending_approval(
+    app_factory: Any, db_url: str, platform: FaultyPlatform, clock: Clock
+) -> None:
+    app = build(app_factory, db_url, platform, clock, **{"policies.defaults.mode": "recommend"})
+    send(app)
+    rt(app).worker.drain()
+    register(app, "8")
+    [decision] = decisions(app)
+    assert decision["status"] == "superseded"
+    approve = app.test_client().post(f"/api/v1/decisions/{decision['id']}/approve", headers=AUTH)
+    assert approve.status_code == 409
+    assert platform.calls == []
+
+
 def test_resolved_alert_supersedes_a_pending_approval(
     app_factory: Any, db_url: str, platform: FaultyPlatform, clock: Clock
 ) -> None:
