@@ -11,19 +11,14 @@ from pathlib import Path
 
 import pytest
 
+from reactor.liveloop.processes import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 #: The shared design material, present beside the project in development and CI.
 SHARED = ROOT.parent / "shared"
 
 POSTGRES_ADMIN_URL = os.environ.get("SMART_ROLLBACK_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def load_fixture(name: str) -> dict:
