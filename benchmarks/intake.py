@@ -239,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         "The last column is the gunicorn workers' own CPU (user + system, all threads) during the wrk run divided",
         "by the requests served (PostgreSQL's server processes are not in it). On a CPU-bound machine it bounds",
         "the ratio whatever the design of waiting and batching: at most "
-        f"{bare_cpu:.2f} / {best_cpu:.2f} = {bare_cpu / best_cpu:.2f} for the cheapest reactor case here.",
+        f"{bare_cpu:.2f} / {best_cpu:.2f} = {bare_cpu / best_cpu:.2f} for the cheapest reactor case here. The next",
+        "section (`benchmarks.intake_cost`) takes one request apart.",
     ]
     write_section("intake", "\n".join(lines))
     print("\n".join(lines))
