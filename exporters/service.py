@@ -303,13 +303,16 @@ class Exporter:
                 by_value.setdefault(s.labels.get(label, ""), []).append(s)
             can_ts, can_vs = _merge(by_value.get(canary_value, []))
             if others:
-                base_ts, base_vs = _merge([s for v in others for s in by_value.get(v, [])])
+                live = [v for v in others if v in serving]
+                base_ts, base_vs = _merge([s for v in live or others for s in by_value.get(v, [])])
                 canary[name] = can_vs[can_ts > now - window]
                 concurrent = base_ts > now - window
-                if concurrent.any():
+                if live and concurrent.any():
                     baseline[name] = base_vs[concurrent]
                 elif len(base_ts):
-                    # Full rollout: compare with the last window the previous revision served.
+                    # The baseline stopped serving (a full rollout, or a rollback restored the canary): its whole
+                    # last window, even while part of it still lies in the canary's window. Cutting it there
+                    # would leave a short-lived revision (one rolled back within seconds) a point or two.
                     baseline[name] = base_vs[base_ts > base_ts[-1] - window]
                 else:
                     baseline[name] = np.array([])

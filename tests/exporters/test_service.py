@@ -445,3 +445,18 @@ def test_a_counter_without_a_counter_denominator_waits_for_its_second_scrape() -
 def test_a_counter_and_its_denominator_are_both_counters_or_neither() -> None:
     with pytest.raises(ValueError, match="'errors' and its denominator 'requests' must both be counters"):
         _counter_config(counter=False)
+
+
+def test_a_stopped_baseline_is_judged_on_its_whole_last_window() -> None:
+    # v2 served from NOW-500 and was rolled back at NOW-250; v1 serves on. The window (300 s) still holds three
+    # of v2's points: they are not the baseline, v2's whole last window (17 points) is.
+    src = GeneratedSource(
+        {
+            "latency": revisions({"v1": (NOW - 1800, NOW, 0.10), "v2": (NOW - 500, NOW - 251, 0.10)}),
+            "errors": _counts({"v1": (NOW - 1800, NOW, 1.0), "v2": (NOW - 500, NOW - 251, 1.0)}),
+        }
+    )
+    report = Exporter(_config(), sources={"gen": src}, clock=lambda: NOW).run_cycle()[0]
+    assert report.revision == "v1"
+    assert report.judgement.metrics["latency"].details["statistics"]["baseline"]["count"] == 17
+    assert report.verdict == "pass" and report.sufficient
