@@ -24,14 +24,16 @@ from reactor.liveloop.loop import EXPORTER_INTERVAL, MIN_SAMPLES, WINDOW
 FLAGGER_INTERVAL = 60.0
 WHERE_THE_SECONDS_GO = (
     "Where the seconds go: *deploy → score < 50* is the exporter's own detection, which the floor does not count: "
-    "the new revision's first scrape (0–1 s), a `rate()` needing a second scrape (1 s), a second point per "
-    "side for the judge (1 s) and the exporter's cycle (0–0.5 s). *score → alert received* is what the floor "
-    "counts (the exporter's scrape and the rule evaluation land anywhere in their 1 s, so it is usually under "
-    "the 4 s configured). *decision → last step* is the reactor: about 0.05 s to decide and 0.1–0.2 s to "
-    "write the rollback; progressive adds its two 1 s step intervals by design. Already cut: the worker polls "
-    "every 0.1 s (and is woken by intake), the exporter cycles every 0.5 s, errors are judged by the exact "
-    "rate test on event totals so two samples per side suffice, the lookback is 40 s. What is left over the "
-    "floor is mostly the detection's two scrapes, which only a shorter scrape interval would cut."
+    "the new revision's first scrape (0–1 s) and the exporter's cycle (0–0.5 s). Errors and requests are raw "
+    "counters (`counter: true`), so that first scrape already holds the new revision's errors per request; the "
+    "judge fails a significant error rate on those event totals without waiting for `min_samples` points, and the "
+    "latency, a `rate()` with no point yet, could not lift the score back to 50. *score → alert received* is what "
+    "the floor counts (the exporter's scrape and the rule evaluation land anywhere in their 1 s, so it is usually "
+    "under the 4 s configured, and deploy → last step can be under the floor). *decision → last step* is the "
+    "reactor: about 0.05 s to decide and 0.1–0.2 s to write the rollback; progressive adds its two 1 s step "
+    "intervals by design (one scrape each; production uses 30–60 s). A critical failure is one decision: the "
+    "example's inhibit rule mutes its health alert. What is left is the scrape intervals themselves; a 0.25 s "
+    "exporter cycle would save about 0.12 s on average."
 )
 FLAGGER_THRESHOLDS = (1, 5, 10)
 

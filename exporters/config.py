@@ -94,6 +94,13 @@ class MetricSpec(_Strict):
     judge: dict[str, Any] = Field(default_factory=dict)
     #: When set, forecast the time until the metric crosses this value (predictive failure analysis).
     breach_threshold: float | None = None
+    #: The query returns raw cumulative counters (``http_requests_total{...}``: no ``rate()``, no ``sum``);
+    #: the exporter takes each series' increase per step and sums them per split label value. A series that
+    #: appears inside the lookback belongs to a new process whose counter started at zero, so its first value
+    #: already is its events since then; ``rate()`` throws that value away and needs a second scrape. The
+    #: first value's span (process start to first scrape) is unknown, so it counts only where the span
+    #: cancels out: a counter judged per a counter ``denominator`` (errors per request), and that denominator.
+    counter: bool = False
 
     @model_validator(mode="after")
     def _one_of(self) -> MetricSpec:
@@ -149,7 +156,33 @@ class TargetConfig(_Strict):
             raise ValueError(f"target {self.key}: metric names must be unique; repeated: {sorted(dupes)}")
         if self.lookback < self.window:
             raise ValueError(f"target {self.key}: lookback ({self.lookback}) must be >= window ({self.window})")
+        counters = {m.name or m.template or "": m.counter for m in self.metrics}
+        for name, denominator in self._denominators():
+            if denominator in counters and counters[denominator] != counters[name]:
+                raise ValueError(
+                    f"target {self.key}: metric {name!r} and its denominator {denominator!r} must both be counters "
+                    "(counter: true, per-step increases) or both not (rates per second): mixed, the ratio is off "
+                    "by the step"
+                )
         return self
+
+    def counters(self) -> dict[str, bool]:
+        """Counter metrics (``counter: true``) -> whether a fresh series' first value counts (see MetricSpec)."""
+        names = {m.name or m.template or "" for m in self.metrics if m.counter}
+        fresh: set[str] = set()
+        for name, denominator in self._denominators():
+            if name in names and denominator in names:
+                fresh.update((name, denominator))
+        return {name: name in fresh for name in names}
+
+    def _denominators(self) -> list[tuple[str, str]]:
+        """``(metric, its judge denominator)`` for every metric that has one (template defaults included)."""
+        out = []
+        for m in self.metrics:
+            judge = {**(CATALOGUE[m.template].judge if m.template else {}), **m.judge}
+            if judge.get("denominator"):
+                out.append((m.name or m.template or "", str(judge["denominator"])))
+        return out
 
     def metric_queries(self) -> list[tuple[str, str, str | None, dict[str, Any]]]:
         """``(name, query, source override, judge settings)`` with templates rendered."""

@@ -12,9 +12,13 @@ Added in the default ``mode: smart`` (where users report Kayenta fails):
   when the canary looks worse but there are too few events for any verdict it is *insufficient*, not Pass;
 * **spread test** (kayenta#780): a one-sided Brown-Forsythe test on absolute deviations from the median
   flags a canary that is noisier by at least ``spread_ratio`` even when its median did not move;
-* **sample-size gating**: fewer than ``min_samples`` points on a side makes the metric *insufficient*;
+* **sample-size gating**: fewer than ``min_samples`` points on a side makes the metric *insufficient*,
+  except that a count whose rate test already finds a significant harmful rate fails (the test is on event
+  totals, so a fresh canary's first interval can be enough);
 * **tri-state verdict**: pass / marginal / fail, or *insufficient* when a critical metric or half of the
-  metrics lack data, so an alert rule never fires on missing data (Kayenta scores that case 0 = fail).
+  metrics lack data, so an alert rule never fires on missing data (Kayenta scores that case 0 = fail);
+  but a fail the missing metrics could not undo (the score stays below marginal even if they all pass) is
+  a fail at once: a rollback should not wait for data that cannot change the verdict.
 """
 
 from __future__ import annotations
@@ -484,8 +488,19 @@ class Judge:
             res.critical = cfg.critical
             return res
         if smart and min(len(b), len(c)) < self.config.min_samples:
-            res.classification = "insufficient"
             res.critical = cfg.critical
+            if kind == "count":
+                # The rate test works on event totals, not on points: one interval holding enough events is as
+                # good as ten holding the same events. So a significant harmful rate decides now; anything
+                # else (a pass included: absence of harm needs the full sample) waits for min_samples.
+                rate = self._rate_test(name, cfg, raw_b, raw_c, baseline, canary)
+                res.details["rate_test"] = rate
+                if rate["outcome"] in ("high", "low"):
+                    res.details["mean_ratio"] = _num(_mean_ratio(c, b))
+                    res.classification = rate["outcome"]
+                    res.reason = f"{rate['reason']}, on {len(c)} canary and {len(b)} baseline points"
+                    return res
+            res.classification = "insufficient"
             res.reason = (
                 f"{len(b)} baseline and {len(c)} canary points; at least {self.config.min_samples} per side "
                 "are needed (set min_samples)"
@@ -687,12 +702,16 @@ class Judge:
         weights.update({g: rest / len(unweighted) for g in unweighted} if unweighted else {})
         groups: dict[str, dict[str, Any]] = {}
         summary = 0.0
+        #: The score if every metric still lacking data passed: the most the missing data could lift it to.
+        best = 0.0
         for g in groups_seen:
             members = [r for r in active.values() if r.group == g]
             passed = sum(1 for r in members if r.classification == "pass" and not r.counts_as_failure)
             failed = sum(1 for r in members if r.failed)
             counted = passed + failed
             score = 100.0 * passed / counted if counted else 100.0
+            harmed = sum(1 for r in members if r.classification in ("high", "low"))
+            best += (100.0 - 100.0 * harmed / len(members)) * weights.get(g, 0.0) / 100.0
             groups[g] = {
                 "score": round(score, 2),
                 "weight": round(weights.get(g, 0.0), 4),
@@ -706,6 +725,15 @@ class Judge:
         if crit_fail:
             return Judgement(0.0, "fail", dict(results), groups, f"critical metric failed: {crit_fail[0].name}")
         missing = [r for r in active.values() if r.classification in ("nodata", "insufficient")]
+        if cfg.mode == "smart" and missing and round(best, 2) < cfg.thresholds.marginal:
+            # Decided already: whatever the missing metrics turn out to be, the score stays below marginal. Only
+            # a fail is decided early; a pass still needs every metric's data (no data is no evidence of health).
+            harmful = ", ".join(r.name for r in active.values() if r.classification in ("high", "low"))
+            lacking = ", ".join(r.name for r in missing)
+            reason = (
+                f"score {summary} ({harmful} failing); at most {round(best, 2)} even if {lacking} (no data yet) pass"
+            )
+            return Judgement(summary, "fail", dict(results), groups, reason)
         if cfg.mode == "kayenta":
             crit_missing = [r for r in missing if r.critical]
             if crit_missing:

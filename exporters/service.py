@@ -283,6 +283,8 @@ class Exporter:
                 last_seen[value] = max(last_seen.get(value, t1), t1)
         if not started:
             return _Prepared(target, "", {}, {}, {}, None, None)
+        for name, fresh in target.counters().items():
+            fetched[name] = _increases(fetched[name], label, now - target.lookback, 2 * target.step, fresh=fresh)
         # The canary is the value that most recently started serving and still serves: once a rollback stops a
         # revision's series, the revision that serves again is judged against it (so the score recovers) instead
         # of an empty canary window; and a revision deployed again after a rollback is the canary again, even
@@ -301,13 +303,16 @@ class Exporter:
                 by_value.setdefault(s.labels.get(label, ""), []).append(s)
             can_ts, can_vs = _merge(by_value.get(canary_value, []))
             if others:
-                base_ts, base_vs = _merge([s for v in others for s in by_value.get(v, [])])
+                live = [v for v in others if v in serving]
+                base_ts, base_vs = _merge([s for v in live or others for s in by_value.get(v, [])])
                 canary[name] = can_vs[can_ts > now - window]
                 concurrent = base_ts > now - window
-                if concurrent.any():
+                if live and concurrent.any():
                     baseline[name] = base_vs[concurrent]
                 elif len(base_ts):
-                    # Full rollout: compare with the last window the previous revision served.
+                    # The baseline stopped serving (a full rollout, or a rollback restored the canary): its whole
+                    # last window, even while part of it still lies in the canary's window. Cutting it there
+                    # would leave a short-lived revision (one rolled back within seconds) a point or two.
                     baseline[name] = base_vs[base_ts > base_ts[-1] - window]
                 else:
                     baseline[name] = np.array([])
@@ -343,8 +348,11 @@ class Exporter:
         baseline: dict[str, np.ndarray] = {}
         canary: dict[str, np.ndarray] = {}
         history: dict[str, np.ndarray] = {}
+        counters = target.counters()
         for name, q, src, _ in queries:
             series_list = self._fetch(target, name, q, src or target.source, start, now)
+            if name in counters:
+                series_list = _increases(series_list, None, start, 2 * target.step, fresh=counters[name])
             ts, vs = _merge(series_list, reduce="mean")
             canary[name] = vs[(ts >= deployed) & (ts > now - window)]
             baseline[name] = vs[(ts < deployed) & (ts >= deployed - window)]
@@ -511,6 +519,37 @@ def _latest_run(timestamps: np.ndarray, gap: float) -> float:
     """Start of the last run of ``timestamps`` with no hole longer than ``gap``: when this series last began."""
     holes = np.flatnonzero(np.diff(timestamps) > gap)
     return float(timestamps[holes[-1] + 1]) if len(holes) else float(timestamps[0])
+
+
+def _increases(series: list[Series], label: str | None, start: float, gap: float, *, fresh: bool) -> list[Series]:
+    """Per-step increases of raw counters, summed per ``label`` value (all together when None).
+
+    ``sum by (label) (increase(...))`` computed here rather than in PromQL, because here the first sample of
+    a series that appeared inside the range is known. Within a series a drop is a restart from zero (the new
+    value is the increase, as ``rate()`` assumes), which also covers a series that went away and came back
+    from a new process. With ``fresh``, a series first seen more than ``gap`` after ``start`` started at
+    zero then (a new revision's pod), so its first value is its first increase; otherwise, as for a series
+    that was already there when the range began, the first value only anchors the next.
+    """
+    totals: dict[str, dict[float, float]] = {}
+    for s in series:
+        ok = ~np.isnan(s.values)
+        ts, vs = s.timestamps[ok], s.values[ok]
+        if not len(ts):
+            continue
+        steps = np.diff(vs)
+        inc, at = np.where(steps < 0, vs[1:], steps), ts[1:]
+        if fresh and ts[0] > start + gap:
+            inc, at = np.concatenate([vs[:1], inc]), ts
+        acc = totals.setdefault("" if label is None else s.labels.get(label, ""), {})
+        for t, v in zip(at.tolist(), inc.tolist(), strict=True):
+            acc[t] = acc.get(t, 0.0) + v
+    out = []
+    for value, acc in totals.items():
+        order = sorted(acc)
+        labels = {} if label is None else {label: value}
+        out.append(Series(labels, np.array(order, dtype=float), np.array([acc[t] for t in order], dtype=float)))
+    return out
 
 
 def _merge(series: list[Series], reduce: str = "concat") -> tuple[np.ndarray, np.ndarray]:

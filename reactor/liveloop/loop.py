@@ -37,7 +37,8 @@ EVALUATION = 1.0
 GROUP_WAIT = 1.0
 #: The loop's ``for:`` of each rollback rule (the shipped file's values are for production).
 RULE_FOR = {"SmartRollbackHealthLow": 1.0, "SmartRollbackCriticalMetricFailed": 0.0}
-#: The exporter's cycle, the judge's window and its per-side sample minimum.
+#: The exporter's cycle, the judge's window and its per-side sample minimum (errors fail before it: a count's
+#: rate test decides on event totals), and the latency's ``rate()`` range.
 EXPORTER_INTERVAL = 0.5
 WINDOW = 8.0
 MIN_SAMPLES = 2
@@ -47,6 +48,7 @@ COOLDOWN = 300.0
 CLUSTER = "sandbox"
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "alert_rules" / "smart-rollback.rules.yml"
+ALERTMANAGER_EXAMPLE = REPO / "alert_rules" / "alertmanager.example.yml"
 #: Targets the exporter scores: (name, release label, critical error ratio).
 WATCHED = (("payments", None, False), ("checkout", "shop", False), ("frontend", None, False), ("cart", None, True))
 
@@ -78,6 +80,8 @@ class Outcome:
     strategy: str | None
     deployed_at: float
     score_dropped_at: float | None = None
+    #: Each metric's classification when the score first fell below 50 on sufficient data.
+    metrics_at_drop: dict[str, str] = field(default_factory=dict)
     alert_received_at: float | None = None
     decision_at: float | None = None
     rollback_completed_at: float | None = None
@@ -230,6 +234,9 @@ class LiveLoop:
                 },
             ],
         }
+        # The shipped example's inhibitions: a failed critical metric silences the same target's health alert,
+        # so a crash is one decision, not a rollback plus a second alert the cooldown has to ignore.
+        alertmanager["inhibit_rules"] = yaml.safe_load(ALERTMANAGER_EXAMPLE.read_text())["inhibit_rules"]
         (d / "alertmanager.yml").write_text(yaml.safe_dump(alertmanager, sort_keys=False))
         reactor = {
             "server": {"bind": f"127.0.0.1:{self.ports['reactor']}", "workers": 1},
@@ -267,10 +274,17 @@ class LiveLoop:
 
     # ---- observe ----------------------------------------------------------------------------------
     def scores(self) -> dict[str, dict[str, Any]]:
-        """The exporter's latest score, sufficiency and revision per target (from its ``/metrics``)."""
+        """The exporter's latest score, sufficiency, revision and per-metric classifications (``metrics``) per
+        target, from its ``/metrics``."""
         text = self.session.get(f"{self.url('exporter')}/metrics", timeout=2).text
         out: dict[str, dict[str, Any]] = {}
         for family in text_string_to_metric_families(text):
+            if family.name == "smart_rollback_metric_verdict":
+                for sample in family.samples:
+                    if sample.value == 1.0:
+                        entry = out.setdefault(sample.labels.get("target", ""), {})
+                        entry.setdefault("metrics", {})[sample.labels["metric"]] = sample.labels["classification"]
+                continue
             if family.name not in ("smart_rollback_health_score", "smart_rollback_data_sufficient"):
                 continue
             for sample in family.samples:
@@ -353,7 +367,10 @@ class LiveLoop:
             if not dropped and score is not None and score < 50 and entry.get("sufficient") == 1.0:
                 dropped = True
                 out.score_dropped_at = now
-                out.events.append(Event(now, f"score {score:.0f} for {scenario.target} {entry.get('revision')}"))
+                out.metrics_at_drop = dict(entry.get("metrics") or {})
+                verdicts = ", ".join(f"{m} {c}" for m, c in sorted(out.metrics_at_drop.items()))
+                what = f"score {score:.0f} for {scenario.target} {entry.get('revision')}"
+                out.events.append(Event(now, f"{what} ({verdicts})" if verdicts else what))
             for d in decisions:
                 self._note(d, out, seen_steps, seen_decisions)
             healthy = score is not None and score >= 75 and entry.get("sufficient") == 1.0
@@ -448,7 +465,9 @@ class LiveLoop:
 def _exporter_target(name: str, release: str | None, critical: bool) -> dict[str, Any]:
     """One scored target. Errors are judged as counts per request (the rate test), not as a ratio per sample:
     a healthy 0.2 % error rate makes most samples' ratio 0 and a single error look like an infinite increase.
-    ``rate(...[3s])`` sampled every second sums to the number of events, so it is the per-interval count."""
+    Both are raw counters (``counter: true``): the exporter takes their increases itself, so a new revision's
+    first scrape already holds its events since its pods started, and a fault with enough events to be
+    significant fails at that first scrape instead of waiting for ``rate()``'s second one."""
     sel = f'namespace="{NS}", target="{name}"'
     latency = (
         f"histogram_quantile(0.9, sum by (le, revision) (rate(http_request_duration_seconds_bucket{{{sel}}}[{RATE}])))"
@@ -466,12 +485,14 @@ def _exporter_target(name: str, release: str | None, critical: bool) -> dict[str
         "metrics": [
             {
                 "name": "errors",
-                "query": f'sum by (revision) (rate(http_requests_total{{{sel}, code=~"5.."}}[{RATE}]))',
+                "query": f'http_requests_total{{{sel}, code=~"5.."}}',
+                "counter": True,
                 "judge": {"group": "errors", "kind": "count", "denominator": "requests", "critical": critical},
             },
             {
                 "name": "requests",
-                "query": f"sum by (revision) (rate(http_requests_total{{{sel}}}[{RATE}]))",
+                "query": f"http_requests_total{{{sel}}}",
+                "counter": True,
                 "judge": {"group": "traffic", "kind": "count", "muted": True},
             },
             {"name": "latency_p90", "query": latency, "judge": {"group": "latency", "kind": "continuous"}},

@@ -64,6 +64,50 @@ def test_sample_size_gating_and_tri_state() -> None:
     assert Judge(kay).judge({"latency": [1.0]}, {"latency": []}).verdict == "fail"
 
 
+def test_a_significant_event_rate_fails_before_min_samples() -> None:
+    """A count is judged on event totals: one canary interval with enough events decides a fail; too few
+    events, or a rate that looks fine, still waits for min_samples (a pass needs the full sample)."""
+    cfg = JudgeConfig.model_validate(
+        {"min_samples": 2, "metrics": {"errors": {"kind": "count", "denominator": "requests"}}}
+    )
+    base = {"errors": [0, 0, 1, 0, 0, 0, 0, 0], "requests": [40.0] * 8}
+    m = Judge(cfg).judge(base, {"errors": [6], "requests": [20]}).metrics["errors"]
+    assert m.classification == "high" and "on 1 canary and 8 baseline points" in m.reason
+    assert m.details["rate_test"]["canary_events"] == 6 and m.details["rate_test"]["p_value_high"] < 0.02
+    few = Judge(cfg).judge(base, {"errors": [1], "requests": [20]}).metrics["errors"]
+    assert few.classification == "insufficient" and "min_samples" in few.reason
+    healthy = Judge(cfg).judge(base, {"errors": [1], "requests": [2000]}).metrics["errors"]
+    assert healthy.classification == "insufficient" and healthy.details["rate_test"]["outcome"] == "pass"
+    # Continuous metrics have no such shortcut: one point is one point.
+    lat = Judge(JudgeConfig(min_samples=2)).judge({"latency": [0.1] * 8}, {"latency": [9.0]}).metrics["latency"]
+    assert lat.classification == "insufficient"
+
+
+def test_a_fail_the_missing_metrics_cannot_undo_is_decided() -> None:
+    """Errors fail, latency lacks data: with errors weighing 60, the score is at most 40 even if latency
+    passes, so the verdict is a fail now; weighing 40, latency could still make it 60: insufficient."""
+    metrics = {
+        "errors": {"group": "errors", "kind": "count", "denominator": "requests"},
+        "latency": {"group": "latency"},
+    }
+    base = {"errors": [0, 0, 1, 0, 0, 0, 0, 0], "requests": [40.0] * 8, "latency": [0.04] * 8}
+    can = {"errors": [6], "requests": [20], "latency": [0.4]}
+    heavy = JudgeConfig.model_validate({"min_samples": 2, "groups": {"errors": 60, "latency": 40}, "metrics": metrics})
+    res = Judge(heavy).judge(base, can)
+    assert res.metrics["latency"].classification == "insufficient"
+    assert res.verdict == "fail" and res.sufficient and res.score == 40.0
+    assert "at most 40.0 even if latency (no data yet) pass" in res.reason
+    light = JudgeConfig.model_validate({"min_samples": 2, "groups": {"errors": 40, "latency": 60}, "metrics": metrics})
+    res = Judge(light).judge(base, can)
+    assert res.verdict == "insufficient" and not res.sufficient
+    # A group holding a failing and a missing metric counts the missing one as passing in the best case.
+    both = JudgeConfig.model_validate({"min_samples": 2, "metrics": {**metrics, "latency": {"group": "errors"}}})
+    assert Judge(both).judge(base, can).verdict == "insufficient"  # at most 50: marginal is still possible
+    # Kayenta mode keeps Kayenta's rules (50 % without data: a fail with score 0).
+    kay = Judge(JudgeConfig.model_validate({"mode": "kayenta", "min_samples": 2, "metrics": metrics}))
+    assert kay.judge(base, can).score == 0.0
+
+
 def test_groups_weights_and_thresholds() -> None:
     rng = np.random.default_rng(3)
     cfg = JudgeConfig.model_validate(

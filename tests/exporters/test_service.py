@@ -343,3 +343,120 @@ def test_a_revision_deployed_again_after_its_rollback_is_the_canary() -> None:
     report = Exporter(_config(), sources={"gen": src}, clock=lambda: NOW).run_cycle()[0]
     assert report.revision == "v2"
     assert report.verdict == "fail"
+
+
+def _counter_config(**errors) -> ExporterConfig:
+    """errors and requests as raw counters (errors per request), plus a latency with no shortcut."""
+    return ExporterConfig.model_validate(
+        {
+            "sources": {"gen": {"type": "prometheus", "url": "http://127.0.0.1:1"}},
+            "judge": {"groups": {"errors": 60, "latency": 40}},
+            "targets": [
+                {
+                    "cluster": "prod-eu",
+                    "namespace": "shop",
+                    "name": "checkout",
+                    "source": "gen",
+                    "window": 300,
+                    "lookback": 1800,
+                    "step": 15,
+                    "detectors": [],
+                    "metrics": [
+                        {
+                            "name": "errors",
+                            "query": "errors_total",
+                            "counter": True,
+                            "judge": {"group": "errors", "kind": "count", "denominator": "requests"},
+                            **errors,
+                        },
+                        {"name": "requests", "query": "requests_total", "counter": True, "judge": {"muted": True}},
+                        {"name": "latency", "query": "latency", "judge": {"group": "latency"}},
+                    ],
+                }
+            ],
+        }
+    )
+
+
+def _cumulative(pods: dict[tuple[str, str], tuple[float, float, float, float | None]]):
+    """Raw counter series per ``(revision, pod)``: ``(first_seen, value_at_first, per_step, restarted_at)``; a
+    restart sets the counter back to zero (then it counts on)."""
+
+    def make(start, end, step):
+        from exporters.sources import Series
+
+        out = []
+        for (rev, pod), (first, initial, per_step, restart) in pods.items():
+            ts = np.arange(max(start, first), end + step / 2, step)
+            values = initial + per_step * np.round((ts - first) / step)
+            if restart is not None:
+                values = np.where(ts >= restart, per_step * (np.round((ts - restart) / step) + 1), values)
+            if len(ts):
+                out.append(Series({"revision": rev, "pod": pod, "__name__": "x_total"}, ts, values))
+        return out
+
+    return make
+
+
+def test_counters_judge_a_new_revision_on_its_first_scrape() -> None:
+    # v1 runs two pods since long before the lookback (one restarts 150 s ago); v2's pod appeared and was
+    # scraped once, at NOW: 20 errors in its first 60 requests, against v1's 1 % over the window.
+    v1 = {("v1", "a"): (NOW - 7200, 90_000.0, 50.0, None), ("v1", "b"): (NOW - 7200, 70_000.0, 50.0, NOW - 150)}
+    v1_errors = {("v1", "a"): (NOW - 7200, 900.0, 0.5, None), ("v1", "b"): (NOW - 7200, 700.0, 0.5, NOW - 150)}
+    src = GeneratedSource(
+        {
+            "requests_total": _cumulative({**v1, ("v2", "c"): (NOW, 60.0, 50.0, None)}),
+            "errors_total": _cumulative({**v1_errors, ("v2", "c"): (NOW, 20.0, 10.0, None)}),
+            "latency": revisions({"v1": (NOW - 7200, NOW, 0.04), "v2": (NOW - 1, NOW, 0.4)}),
+        }
+    )
+    report = Exporter(_counter_config(), sources={"gen": src}, clock=lambda: NOW).run_cycle()[0]
+    assert report.revision == "v2"
+    errors = report.judgement.metrics["errors"]
+    rate = errors.details["rate_test"]
+    # Per-step increases summed over v1's pods across the restart (a drop is a restart from zero); v2's first
+    # value is its increase from zero. 20 steps in the 300 s window x 2 pods x 50 requests.
+    assert (rate["baseline_exposure"], rate["baseline_events"]) == (2000.0, 20.0)
+    assert (rate["canary_exposure"], rate["canary_events"]) == (60.0, 20.0)
+    assert errors.classification == "high"
+    assert report.judgement.metrics["latency"].classification == "insufficient"
+    assert report.verdict == "fail" and report.sufficient and report.score == 40.0
+
+
+def test_a_counter_without_a_counter_denominator_waits_for_its_second_scrape() -> None:
+    # Without a denominator, the span of v2's first value (pod start to first scrape) is unknown: it anchors
+    # the next value and counts nothing, as rate() would.
+    src = GeneratedSource(
+        {
+            "requests_total": _cumulative({("v1", "a"): (NOW - 7200, 90_000.0, 50.0, None)}),
+            "errors_total": _cumulative(
+                {("v1", "a"): (NOW - 7200, 900.0, 0.5, None), ("v2", "c"): (NOW, 20.0, 10.0, None)}
+            ),
+            "latency": revisions({"v1": (NOW - 7200, NOW, 0.04)}),
+        }
+    )
+    cfg = _counter_config(judge={"group": "errors", "kind": "count"})
+    report = Exporter(cfg, sources={"gen": src}, clock=lambda: NOW).run_cycle()[0]
+    assert report.revision == "v2"
+    assert report.judgement.metrics["errors"].classification == "nodata"
+    assert not report.sufficient
+
+
+def test_a_counter_and_its_denominator_are_both_counters_or_neither() -> None:
+    with pytest.raises(ValueError, match="'errors' and its denominator 'requests' must both be counters"):
+        _counter_config(counter=False)
+
+
+def test_a_stopped_baseline_is_judged_on_its_whole_last_window() -> None:
+    # v2 served from NOW-500 and was rolled back at NOW-250; v1 serves on. The window (300 s) still holds three
+    # of v2's points: they are not the baseline, v2's whole last window (17 points) is.
+    src = GeneratedSource(
+        {
+            "latency": revisions({"v1": (NOW - 1800, NOW, 0.10), "v2": (NOW - 500, NOW - 251, 0.10)}),
+            "errors": _counts({"v1": (NOW - 1800, NOW, 1.0), "v2": (NOW - 500, NOW - 251, 1.0)}),
+        }
+    )
+    report = Exporter(_config(), sources={"gen": src}, clock=lambda: NOW).run_cycle()[0]
+    assert report.revision == "v1"
+    assert report.judgement.metrics["latency"].details["statistics"]["baseline"]["count"] == 17
+    assert report.verdict == "pass" and report.sufficient

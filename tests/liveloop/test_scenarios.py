@@ -62,6 +62,14 @@ def test_scenario(name: str, tmp_path: Path) -> None:
         assert out.recovered and out.recovered_at is not None and out.recovered_at > out.rollback_completed_at
         if not scenario.redeploy:
             assert final["score"] >= 75 and final["sufficient"] == 1.0, final
+            # One alert, one decision: a critical failure's health alert is inhibited (alertmanager.example.yml)
+            # instead of reaching the reactor as a second decision that the cooldown ignores.
+            assert len(out.decisions) == scenario.rollbacks, [d["explanation"] for d in out.decisions]
+            # The errors failed on the new revision's first scrape, on event totals of its raw counters: the
+            # score fell while the latency (a rate() needing two scrapes, then two points) still lacked data,
+            # because no latency verdict could have lifted it back to 50.
+            assert out.metrics_at_drop.get("errors") == "high", out.metrics_at_drop
+            assert out.metrics_at_drop.get("latency_p90") in ("nodata", "insufficient"), out.metrics_at_drop
         assert out.deployed_at < out.alert_received_at <= out.decision_at <= out.rollback_completed_at
     else:
         assert not any(r["kind"] == "decision" for r in audit), kinds
