@@ -10,9 +10,11 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,9 +28,41 @@ class StartError(RuntimeError):
     """A component did not start; the message names it and its log file."""
 
 
+#: Ports this process has handed out: never twice, even once their first user has closed them.
+_ISSUED: set[int] = set()
+_ISSUED_LOCK = threading.Lock()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    """A port nobody listens on right now (the child binds it a moment later)."""
-    with socket.socket() as sock:
+    """A port nobody listens on right now (the child binds it a moment later).
+
+    Chosen outside the kernel's ephemeral range: a port the kernel picked (``bind(0)``) is also what it gives
+    the next outgoing connection, so a Prometheus scrape or a client could take it before the child binds it
+    (seen: the reactor's port in use by the time gunicorn started).
+    """
+    low, high = _ephemeral_range()
+    candidates = list(range(20000, low)) if low > 21000 else list(range(high + 1, 65536))
+    with _ISSUED_LOCK:
+        for _ in range(200):
+            port = random.choice(candidates)
+            if port in _ISSUED:
+                continue
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+            _ISSUED.add(port)
+            return port
+    with socket.socket() as sock:  # a crowded range: fall back on the kernel's choice
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
