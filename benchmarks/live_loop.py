@@ -19,7 +19,7 @@ from pathlib import Path
 
 from benchmarks._results import machine_notes, write_section
 from reactor.liveloop import SCENARIOS, LiveLoop
-from reactor.liveloop.loop import EXPORTER_INTERVAL, MIN_SAMPLES, WINDOW
+from reactor.liveloop.loop import EXPORTER_INTERVAL, MIN_SAMPLES, PROGRESSIVE_STEP_INTERVAL, WINDOW
 
 FLAGGER_INTERVAL = 60.0
 WHERE_THE_SECONDS_GO = (
@@ -30,10 +30,10 @@ WHERE_THE_SECONDS_GO = (
     "latency, a `rate()` with no point yet, could not lift the score back to 50. *score → alert received* is what "
     "the floor counts (the exporter's scrape and the rule evaluation land anywhere in their 1 s, so it is usually "
     "under the 4 s configured, and deploy → last step can be under the floor). *decision → last step* is the "
-    "reactor: about 0.05 s to decide and 0.1–0.2 s to write the rollback; progressive adds its two 1 s step "
-    "intervals by design (one scrape each; production uses 30–60 s). A critical failure is one decision: the "
-    "example's inhibit rule mutes its health alert. What is left is the scrape intervals themselves; a 0.25 s "
-    "exporter cycle would save about 0.12 s on average."
+    "reactor: about 0.05 s to decide and 0.1–0.2 s to write the rollback; progressive adds its two step "
+    f"intervals ({PROGRESSIVE_STEP_INTERVAL:g} s each here, by design; production uses 30–60 s). A critical "
+    "failure is one decision: the example's inhibit rule mutes its health alert. What is left is the scrape "
+    "intervals themselves; a 0.25 s exporter cycle would save about 0.12 s on average."
 )
 FLAGGER_THRESHOLDS = (1, 5, 10)
 

@@ -42,6 +42,10 @@ RULE_FOR = {"SmartRollbackHealthLow": 1.0, "SmartRollbackCriticalMetricFailed": 
 EXPORTER_INTERVAL = 0.5
 WINDOW = 8.0
 MIN_SAMPLES = 2
+#: Seconds between progressive steps (50 % -> 20 % -> 0 %). Half a scrape: the steps still show in the
+#: per-revision counters (the simulator counts each request under the split it was served with), and the
+#: deliberate waits stay inside the issue's floor + 2 s. Production waits 30-60 s (docs/live-loop.md).
+PROGRESSIVE_STEP_INTERVAL = 0.5
 RATE = "3s"
 #: Rollback cooldown per target: long enough that a flapping metric cannot roll back twice in a run.
 COOLDOWN = 300.0
@@ -249,7 +253,7 @@ class LiveLoop:
                     "mode": "auto",
                     "cooldown_seconds": COOLDOWN,
                     "wait_timeout_seconds": 30,
-                    "progressive": {"steps": [50, 20, 0], "step_interval_seconds": 1},
+                    "progressive": {"steps": [50, 20, 0], "step_interval_seconds": PROGRESSIVE_STEP_INTERVAL},
                 }
             },
             "releases": {"shop": {"components": {"payments": {}, "checkout": {"depends_on": ["payments"]}}}},
