@@ -20,6 +20,7 @@ from pathlib import Path
 from benchmarks._results import machine_notes, write_section
 from reactor.liveloop import SCENARIOS, LiveLoop
 from reactor.liveloop.loop import EXPORTER_INTERVAL, MIN_SAMPLES, PROGRESSIVE_STEP_INTERVAL, WINDOW
+from reactor.liveloop.processes import Supervisor
 
 FLAGGER_INTERVAL = 60.0
 WHERE_THE_SECONDS_GO = (
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--scenario", action="append", choices=list(SCENARIOS))
     args = parser.parse_args(argv)
+    Supervisor.install_signal_handlers()  # a kill stops the run's Prometheus, Alertmanager and reactor too
     names = args.scenario or list(SCENARIOS)
     notes = machine_notes()
     rows = []
