@@ -237,14 +237,19 @@ def test_one_rollback_per_target_even_with_several_alerts(
     assert "cooldown" in next(d for d in decisions(app) if d["action"] == "ignore")["reasons"][0]
 
 
-def test_resolved_alert_stops_an_in_flight_rollback(
-    app_factory: Any, db_url: str, platform: FaultyPlatform, clock: Clock
-) -> None:
-    app = build(app_factory, db_url, platform, clock)
+def executing(app: Flask, platform: FaultyPlatform) -> Flask:
+    """``app`` with a rollback in flight: its revert met a slow cluster and waits for its retry."""
     send(app)
     platform.revert_failures = [TemporaryError("slow cluster")]
     rt(app).worker.run_once()
     assert decisions(app)[0]["status"] == "executing"
+    return app
+
+
+def test_resolved_alert_stops_an_in_flight_rollback(
+    app_factory: Any, db_url: str, platform: FaultyPlatform, clock: Clock
+) -> None:
+    app = executing(build(app_factory, db_url, platform, clock), platform)
     send(app, RESOLVED)
     rt(app).worker.run_once()  # the resolve job runs although the target is locked by the rollback
     [decision] = decisions(app)
@@ -262,11 +267,7 @@ def test_a_deploy_registered_during_a_rollback_stops_it_before_its_next_step(
     app_factory: Any, db_url: str, platform: FaultyPlatform, clock: Clock
 ) -> None:
     # The fix must not be reverted by a decision taken about the revision it replaces.
-    app = build(app_factory, db_url, platform, clock)
-    send(app)
-    platform.revert_failures = [TemporaryError("slow cluster")]
-    rt(app).worker.run_once()
-    assert decisions(app)[0]["status"] == "executing"
+    app = executing(build(app_factory, db_url, platform, clock), platform)
     register(app, "8")
     clock.now += 60
     rt(app).worker.drain()
