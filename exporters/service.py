@@ -283,7 +283,7 @@ class Exporter:
                 last_seen[value] = max(last_seen.get(value, t1), t1)
         if not started:
             return _Prepared(target, "", {}, {}, {}, None, None)
-        for name, fresh in target.counters().items():
+        for name, fresh in target.counters.items():
             fetched[name] = _increases(fetched[name], label, now - target.lookback, 2 * target.step, fresh=fresh)
         # The canary is the value that most recently started serving and still serves: once a rollback stops a
         # revision's series, the revision that serves again is judged against it (so the score recovers) instead
@@ -348,7 +348,7 @@ class Exporter:
         baseline: dict[str, np.ndarray] = {}
         canary: dict[str, np.ndarray] = {}
         history: dict[str, np.ndarray] = {}
-        counters = target.counters()
+        counters = target.counters
         for name, q, src, _ in queries:
             series_list = self._fetch(target, name, q, src or target.source, start, now)
             if name in counters:
@@ -531,7 +531,7 @@ def _increases(series: list[Series], label: str | None, start: float, gap: float
     zero then (a new revision's pod), so its first value is its first increase; otherwise, as for a series
     that was already there when the range began, the first value only anchors the next.
     """
-    totals: dict[str, dict[float, float]] = {}
+    parts: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
     for s in series:
         ok = ~np.isnan(s.values)
         ts, vs = s.timestamps[ok], s.values[ok]
@@ -541,14 +541,14 @@ def _increases(series: list[Series], label: str | None, start: float, gap: float
         inc, at = np.where(steps < 0, vs[1:], steps), ts[1:]
         if fresh and ts[0] > start + gap:
             inc, at = np.concatenate([vs[:1], inc]), ts
-        acc = totals.setdefault("" if label is None else s.labels.get(label, ""), {})
-        for t, v in zip(at.tolist(), inc.tolist(), strict=True):
-            acc[t] = acc.get(t, 0.0) + v
+        times, values = parts.setdefault("" if label is None else s.labels.get(label, ""), ([], []))
+        times.append(at)
+        values.append(inc)
     out = []
-    for value, acc in totals.items():
-        order = sorted(acc)
+    for value, (times, values) in parts.items():
+        at, where = np.unique(np.concatenate(times), return_inverse=True)
         labels = {} if label is None else {label: value}
-        out.append(Series(labels, np.array(order, dtype=float), np.array([acc[t] for t in order], dtype=float)))
+        out.append(Series(labels, at, np.bincount(where, weights=np.concatenate(values), minlength=len(at))))
     return out
 
 
