@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -166,8 +167,10 @@ class TargetConfig(_Strict):
                 )
         return self
 
+    @cached_property
     def counters(self) -> dict[str, bool]:
-        """Counter metrics (``counter: true``) -> whether a fresh series' first value counts (see MetricSpec)."""
+        """Counter metrics (``counter: true``) -> whether a fresh series' first value counts (see MetricSpec).
+        Read every cycle; the configuration does not change while it runs."""
         names = {m.name or m.template or "" for m in self.metrics if m.counter}
         fresh: set[str] = set()
         for name, denominator in self._denominators():
