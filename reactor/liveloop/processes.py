@@ -49,10 +49,10 @@ def free_port() -> int:
     (seen: the reactor's port in use by the time gunicorn started).
     """
     low, high = _ephemeral_range()
-    candidates = list(range(20000, low)) if low > 21000 else list(range(high + 1, 65536))
+    first, last = (20000, low) if low > 21000 else (high + 1, 65536)
     with _ISSUED_LOCK:
         for _ in range(200):
-            port = random.choice(candidates)
+            port = random.randrange(first, last)
             if port in _ISSUED:
                 continue
             with socket.socket() as sock:
