@@ -246,6 +246,14 @@ def executing(app: Flask, platform: FaultyPlatform) -> Flask:
     return app
 
 
+def pending_approval(app: Flask) -> Flask:
+    """``app`` (in ``recommend`` mode) with a decision waiting for approval."""
+    send(app)
+    rt(app).worker.drain()
+    assert decisions(app)[0]["status"] == "pending_approval"
+    return app
+
+
 def test_resolved_alert_stops_an_in_flight_rollback(
     app_factory: Any, db_url: str, platform: FaultyPlatform, clock: Clock
 ) -> None:
@@ -282,9 +290,7 @@ def test_a_deploy_registered_during_a_rollback_stops_it_before_its_next_step(
 def test_a_deploy_registered_supersedes_a_pending_approval(
     app_factory: Any, db_url: str, platform: FaultyPlatform, clock: Clock
 ) -> None:
-    app = build(app_factory, db_url, platform, clock, **{"policies.defaults.mode": "recommend"})
-    send(app)
-    rt(app).worker.drain()
+    app = pending_approval(build(app_factory, db_url, platform, clock, **{"policies.defaults.mode": "recommend"}))
     register(app, "8")
     [decision] = decisions(app)
     assert decision["status"] == "superseded"
@@ -296,9 +302,7 @@ def test_a_deploy_registered_supersedes_a_pending_approval(
 def test_resolved_alert_supersedes_a_pending_approval(
     app_factory: Any, db_url: str, platform: FaultyPlatform, clock: Clock
 ) -> None:
-    app = build(app_factory, db_url, platform, clock, **{"policies.defaults.mode": "recommend"})
-    send(app)
-    rt(app).worker.drain()
+    app = pending_approval(build(app_factory, db_url, platform, clock, **{"policies.defaults.mode": "recommend"}))
     send(app, RESOLVED)
     rt(app).worker.drain()
     [decision] = decisions(app)
