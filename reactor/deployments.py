@@ -130,7 +130,8 @@ class Deployments:
         """Right after registration: let the platform record the revision now running (best effort).
 
         Platforms that keep no deep history of their own (Swarm keeps two specs) have a ``record(target)``
-        method; it returns the revision number, which the deployment keeps for its verdict's marks.
+        method; it returns the revision number running now, which the deployment keeps for the record: usually
+        the revision the deploy replaces (pipelines register before they roll out), so no mark uses it.
         Temporary errors are retried by the worker; anything else is audited and ignored.
         """
         row = self.store.get_deployment(_deployment_id(job))
@@ -204,8 +205,11 @@ class Deployments:
             return None
         status = HEALTHY if verdict == "good" else BAD
         marks = {row["revision"]: verdict}
-        if row.get("platform_revision") is not None:
-            marks.setdefault(str(row["platform_revision"]), verdict)
+        # Not the revision recorded at registration: pipelines register before they roll out, so that one
+        # is the revision being replaced. The deploy's own platform revision is known when a rollback left it.
+        rolled_back_from = self._rolled_back_from((row.get("data") or {}).get("decision_id"))
+        if rolled_back_from:
+            marks.setdefault(rolled_back_from, verdict)
         self.store.settle_deployment(
             deployment_id,
             status,
@@ -261,17 +265,12 @@ class Deployments:
 
     def _platform_revision(self, row: Mapping[str, Any], judgement: Judgement) -> tuple[str | None, str]:
         """The platform's name for the revision the verdict is about (stable across renumbering where the
-        platform has one, e.g. a ReplicaSet name), or its number; and a note when it cannot tell."""
+        platform has one, e.g. a ReplicaSet name), or its number; and a note when it cannot tell.
+
+        A healthy deploy's is the revision running when the soak ends, not the one recorded at registration
+        (pipelines register before they roll out, so that is the revision the deploy replaced)."""
         if judgement.status in (ROLLED_BACK, BAD) and judgement.decision_id:
-            decision = self.store.get_decision(judgement.decision_id) or {}
-            number = decision.get("from_revision")
-            if number is None:
-                return None, ""
-            state = (decision.get("inputs") or {}).get("state") or {}
-            for revision in state.get("revisions") or ():
-                if revision.get("number") == number and revision.get("name"):
-                    return str(revision["name"]), ""
-            return str(number), ""
+            return self._rolled_back_from(judgement.decision_id), ""
         if judgement.status != HEALTHY or self.platforms is None:
             return None, ""
         target = TargetRef.parse(row["target"])
@@ -280,11 +279,23 @@ class Deployments:
             state = _describe(platform, target)
         except (PlatformError, ValueError, ImportError) as exc:
             return None, f"the platform could not describe {target}: {exc}"
-        number = row.get("platform_revision") or state.current_revision
+        number = state.current_revision
         if number is None:
             return None, ""
-        revision = state.revision(int(number))
+        revision = state.revision(number)
         return (revision.name if revision and revision.name else str(number)), ""
+
+    def _rolled_back_from(self, decision_id: str | None) -> str | None:
+        """The platform revision a decision rolled back from, by name when the platform gave one."""
+        decision = (self.store.get_decision(decision_id) if decision_id else None) or {}
+        number = decision.get("from_revision")
+        if number is None:
+            return None
+        state = (decision.get("inputs") or {}).get("state") or {}
+        for revision in state.get("revisions") or ():
+            if revision.get("number") == number and revision.get("name"):
+                return str(revision["name"])
+        return str(number)
 
 
 def current(store: Store, row: Mapping[str, Any], *, now: float) -> Judgement:

@@ -398,7 +398,11 @@ _SCHEMAS: dict[str, Any] = {
             "verdict_at": _TIME,
             "verdict_reason": {"type": "string", "nullable": True},
             "verdict_by": {"type": "string", "nullable": True},
-            "platform_revision": {"type": "integer", "nullable": True},
+            "platform_revision": {
+                "type": "integer",
+                "nullable": True,
+                "description": "the platform's revision running at registration (usually the one the deploy replaces)",
+            },
             "progress": {
                 "type": "object",
                 "properties": {

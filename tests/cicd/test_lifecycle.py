@@ -384,6 +384,43 @@ def test_platforms_that_record_revisions_are_asked_at_registration(app_factory: 
                for m in (a["message"] for a in rt(app).store.audit_trail(target=TARGET)))  # fmt: skip
 
 
+def test_the_revision_running_at_registration_gets_no_mark_of_the_deploy(
+    app_factory: Any, db_url: str, clock: Clock
+) -> None:
+    """Pipelines register before they roll out (docs/cicd.md), so the revision a platform records at
+    registration is the one being replaced: neither the verdict nor a person's mark may land on it."""
+    cluster = RecordingCluster(targets={TARGET: seeded_cluster().describe(REF)})
+    app = build(app_factory, db_url, cluster, clock)
+    client = app.test_client()
+
+    def marks() -> set[tuple[str, str]]:
+        found = client.get("/api/v1/marks", query_string={"target": TARGET}, headers=AUTH).json["marks"]
+        return {(m["revision"], m["verdict"]) for m in found}
+
+    first = register(app, "shop:4")
+    rt(app).worker.drain()  # the record job runs at once, while revision 3 still runs
+    assert rt(app).store.get_deployment(first["id"])["platform_revision"] == 3
+    cluster.roll_out(REF, "shop:4")
+    soak_past(app, clock)
+    assert view(app, first["id"])["status"] == "healthy"
+    assert marks() == {("shop:4", "good"), ("checkout-4", "good")}, "the revision that ran the soak, not 3"
+
+    second = register(app, "shop:5")
+    rt(app).worker.drain()  # records revision 4, the last good one
+    cluster.roll_out(REF, "shop:5")
+    marked = client.post(f"/api/v1/deployments/{second['id']}/mark", json={"verdict": "bad", "reason": "INC-9"},
+                         headers=AUTH)  # fmt: skip
+    assert marked.status_code == 200 and marked.json["status"] == "bad"
+    assert ("shop:5", "bad") in marks()
+    assert not {("4", "bad"), ("checkout-4", "bad")} & marks(), "the revision it replaced is still good"
+
+    clock.now += 30
+    send(app, alert_payload(clock.now - 5))
+    rt(app).worker.drain()
+    [decision] = decisions(app)
+    assert (decision["status"], decision["to_revision"]) == ("succeeded", 4)
+
+
 def test_the_soak_of_each_target_follows_its_policy(app_factory: Any, sqlite_url: str, clock: Clock) -> None:
     cluster = seeded_cluster()
     slow = "kubernetes/prod/payments/ledger"
