@@ -94,6 +94,24 @@ class Server:
         out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], check=False, capture_output=True, text=True).stdout
         return [int(p) for p in out.split()]
 
+    def wait_workers(self, count: int = 2, timeout: float = 60) -> list[int]:
+        """Wait until ``count`` gunicorn workers exist and have finished booting (their CPU time stands still).
+
+        ``/healthz`` answers as soon as the first worker is up. A load generator started then opens all its
+        keep-alive connections to that worker, and the second one, once booted, gets none: half the
+        throughput, at random. Throughput benchmarks call this before they start the load.
+        """
+        deadline = time.monotonic() + timeout
+        previous: dict[int, int] = {}
+        while time.monotonic() < deadline:
+            pids = self.worker_pids()
+            ticks = {pid: _cpu_ticks(pid) for pid in pids}
+            if len(pids) >= count and ticks == previous:
+                return pids
+            previous = ticks
+            time.sleep(0.5)
+        raise RuntimeError(f"{count} workers did not finish booting within {timeout:.0f}s")
+
     def kill9(self) -> None:
         os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
@@ -108,6 +126,14 @@ class Server:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self._log.close()
+
+
+def _cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return -1
+    return int(fields[11]) + int(fields[12])
 
 
 def rss_kib(pid: int) -> int:

@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     def measure(label: str, argv: list[str], port: int, env: dict[str, str] | None = None) -> None:
         server = Server(argv, f"http://127.0.0.1:{port}", env=env, log_path=tmp / f"{label}.log")
         try:
+            server.wait_workers()
             # The fixed rate first, on an empty queue; then saturation.
             log(f"{label}: {args.rate:.0f} requests/s for 10s")
             prefix = f"{int(time.time() * 1000) % 2**32:08x}"
@@ -240,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         "by the requests served (PostgreSQL's server processes are not in it). On a CPU-bound machine it bounds",
         "the ratio whatever the design of waiting and batching: at most "
         f"{bare_cpu:.2f} / {best_cpu:.2f} = {bare_cpu / best_cpu:.2f} for the cheapest reactor case here. The next",
-        "section (`benchmarks.intake_cost`) takes one request apart.",
+        "section (`benchmarks.intake_cost`) takes one request apart; the one after (`benchmarks.intake_ceiling`)",
+        "measures what ratio an intake storing the least possible reaches on this machine.",
     ]
     write_section("intake", "\n".join(lines))
     print("\n".join(lines))
