@@ -4,6 +4,7 @@ settings (``reactor.server.gunicorn_options``)."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
@@ -28,8 +29,10 @@ def create_bare_app() -> Flask:
 
 
 class BareServer(BaseApplication):
-    def __init__(self, bind: str, workers: int) -> None:
-        self.bind, self.workers = bind, workers
+    """``app()`` (the bare app unless told) under the reactor's gunicorn settings."""
+
+    def __init__(self, bind: str, workers: int, *, app: Callable[[], Flask] = create_bare_app) -> None:
+        self.bind, self.workers, self.app = bind, workers, app
         super().__init__()
 
     def load_config(self) -> None:
@@ -42,7 +45,7 @@ class BareServer(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        return create_bare_app()
+        return self.app()
 
 
 if __name__ == "__main__":

@@ -106,6 +106,25 @@ def run_wrk(url: str, seconds: int, script: Path) -> dict[str, float]:
     }
 
 
+def wrk_workspace(parser: argparse.ArgumentParser, prefix: str) -> tuple[Path, Path]:
+    """A scratch directory and the wrk script in it; a clear error when wrk is missing."""
+    if shutil.which("wrk") is None:
+        parser.error("wrk is not installed: run `bash scripts/system-deps.sh bench` (make bench does)")
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    script = tmp / "alerts.lua"
+    script.write_text(WRK_SCRIPT)
+    return tmp, script
+
+
+def wrk_with_cpu(server: Server, seconds: int, script: Path) -> dict[str, float]:
+    """:func:`run_wrk` against ``server``, plus ``cpu_ms``: its workers' CPU per request served."""
+    pids = server.worker_pids()
+    before = sum(cpu_seconds(pid) for pid in pids)
+    result = run_wrk(server.url, seconds, script)
+    result["cpu_ms"] = 1000 * (sum(cpu_seconds(pid) for pid in pids) - before) / max(result["requests"], 1)
+    return result
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU a process (all its threads) has used: what a request costs, whatever the load."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -163,12 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=int, default=10, help="wrk duration per server")
     parser.add_argument("--rate", type=float, default=200.0, help="fixed rate for the latency run")
     args = parser.parse_args(argv)
-    if shutil.which("wrk") is None:
-        parser.error("wrk is not installed: run `bash scripts/system-deps.sh bench` (make bench does)")
+    tmp, script = wrk_workspace(parser, "sr-bench-intake-")
     notes = machine_notes()
-    tmp = Path(tempfile.mkdtemp(prefix="sr-bench-intake-"))
-    script = tmp / "alerts.lua"
-    script.write_text(WRK_SCRIPT)
     pg_name = "sr_bench_intake"
     results: dict[str, Any] = {}
 
@@ -181,11 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             prefix = f"{int(time.time() * 1000) % 2**32:08x}"
             fixed = open_loop(server.url, args.rate, 10, prefix)
             log(f"{label}: wrk for {args.seconds}s")
-            pids = server.worker_pids()
-            cpu_before = sum(cpu_seconds(pid) for pid in pids)
-            results[label] = run_wrk(server.url, args.seconds, script)
-            cpu = sum(cpu_seconds(pid) for pid in pids) - cpu_before
-            results[label]["cpu_ms"] = 1000 * cpu / max(results[label]["requests"], 1)
+            results[label] = wrk_with_cpu(server, args.seconds, script)
             results[label]["fixed"] = fixed
             results[label]["rss_kib"] = [rss_kib(pid) for pid in server.worker_pids()]
             log(f"{label}: {results[label]}")

@@ -29,23 +29,18 @@ import shutil
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import orjson
 from flask import Flask, Response, request
-from gunicorn.app.base import BaseApplication
 
 from benchmarks._common import Server, free_port, log, machine_notes, reactor_args, write_section
-from benchmarks.bare_app import create_bare_app
-from benchmarks.intake import WRK_SCRIPT, cpu_seconds, run_wrk
+from benchmarks.bare_app import BareServer, create_bare_app
+from benchmarks.intake import wrk_with_cpu, wrk_workspace
 from reactor.intake import IntakeWriter
-from reactor.server import gunicorn_options
-from reactor.settings import load_settings
 from reactor.store import IntakeCounts
 from reactor.store.store import _WriteLock
 from webhooks import PARSERS, IdentityRules, Notification
@@ -110,23 +105,6 @@ def create_variant_app(variant: str, db_path: str) -> Flask:
     return app
 
 
-class VariantServer(BaseApplication):
-    def __init__(self, variant: str, bind: str, db_path: str) -> None:
-        self.variant, self.bind, self.db_path = variant, bind, db_path
-        super().__init__()
-
-    def load_config(self) -> None:
-        settings = load_settings(env={}, overrides={"server.bind": self.bind, "auth.insecure": True})
-        options = gunicorn_options(settings)
-        for hook in ("child_exit", "worker_exit"):
-            options.pop(hook)
-        for key, value in options.items():
-            self.cfg.set(key, value)
-
-    def load(self) -> Any:
-        return create_variant_app(self.variant, self.db_path)
-
-
 def serve(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="benchmarks.intake_ceiling serve")
     parser.add_argument("variant", choices=VARIANTS)
@@ -138,7 +116,7 @@ def serve(argv: list[str]) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("CREATE TABLE IF NOT EXISTS inbox (id INTEGER PRIMARY KEY, received_at REAL, body BLOB)")
         conn.close()
-    VariantServer(args.variant, args.bind, args.db).run()
+    BareServer(args.bind, 2, app=lambda: create_variant_app(args.variant, args.db)).run()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,12 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of all servers")
     parser.add_argument("--seconds", type=int, default=5, help="wrk duration per server and round")
     args = parser.parse_args(argv)
-    if shutil.which("wrk") is None:
-        parser.error("wrk is not installed: run `bash scripts/system-deps.sh bench` (make bench does)")
+    tmp, script = wrk_workspace(parser, "sr-bench-ceiling-")
     notes = machine_notes()
-    tmp = Path(tempfile.mkdtemp(prefix="sr-bench-ceiling-"))
-    script = tmp / "alerts.lua"
-    script.write_text(WRK_SCRIPT)
     pairs: dict[str, list[tuple[dict[str, float], dict[str, float]]]] = {v: [] for v in (*VARIANTS[1:], "reactor")}
 
     def measure(label: str, n: int) -> dict[str, float]:
@@ -165,10 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             env = None
         server = Server(server_args, f"http://127.0.0.1:{port}", env=env, log_path=tmp / f"{label}.log")
         try:
-            pids = server.wait_workers()
-            before = sum(cpu_seconds(pid) for pid in pids)
-            result = run_wrk(server.url, args.seconds, script)
-            result["cpu_ms"] = 1000 * (sum(cpu_seconds(pid) for pid in pids) - before) / max(result["requests"], 1)
+            server.wait_workers()
+            result = wrk_with_cpu(server, args.seconds, script)
             log(f"{label}: {result['rps']:.0f} requests/s, {result['cpu_ms']:.2f} ms CPU per request")
             return result
         finally:
