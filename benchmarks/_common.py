@@ -3,65 +3,25 @@
 from __future__ import annotations
 
 import os
-import platform
 import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
 
+from benchmarks._results import machine_notes, write_section  # noqa: F401  (re-exported)
 from reactor.liveloop.processes import free_port  # noqa: F401  (re-exported for the benchmarks)
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SHARED = ROOT.parent / "shared"
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def machine_notes() -> str:
-    load = os.getloadavg()
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = ""
-    try:
-        total = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1))  # type: ignore[union-attr]
-        mem = f", {total / 1024 / 1024:.0f} GiB"
-    except (OSError, AttributeError):
-        pass
-    return (
-        f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}; {os.cpu_count()} cores ({cpu}){mem}; "
-        f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the start; Python {platform.python_version()}; "
-        "a shared, noisy machine: compare the ratios, which are measured in the same run"
-    )
-
-
-def write_section(name: str, body: str) -> None:
-    """Replace (or append) the ``name`` section of RESULTS.md."""
-    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
-    text = (
-        RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nEach section is rewritten by its script.\n"
-    )
-    block = f"{begin}\n{body.rstrip()}\n{end}"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + block + text[text.index(end) + len(end) :]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    RESULTS.write_text(text)
-    log(f"wrote the {name!r} section of {RESULTS.relative_to(ROOT)}")
 
 
 class Server:

@@ -11,10 +11,26 @@ RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 def machine_notes() -> str:
-    """CPU count, load average and date, so figures from a shared, noisy machine can be read in context."""
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    """Date, cores, CPU model, memory, load average and Python, as one sentence: figures from a shared, noisy
+    machine can then be read in context."""
+    cpu, mem = "unknown CPU", ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = f", {int(line.split()[1]) / 1024 / 1024:.0f} GiB"
+                break
+    except (OSError, ValueError, IndexError):
+        pass
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"Machine: {os.cpu_count()} CPUs, load average {load}, Python {platform.python_version()}, {now}."
+    return (
+        f"Machine: {now}; {os.cpu_count()} cores ({cpu}){mem}; load average {load} at the start; "
+        f"Python {platform.python_version()}."
+    )
 
 
 def write_section(name: str, body: str, *, path: Path = RESULTS) -> None:
@@ -29,3 +45,4 @@ def write_section(name: str, body: str, *, path: Path = RESULTS) -> None:
     else:
         text = text.rstrip("\n") + "\n\n" + block
     path.write_text(text)
+    print(f"wrote the {name!r} section of {path.name}", flush=True)

@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         "## Gate latency and the cost of waiting gates (issue 7)",
         "",
-        f"Machine: {notes}. One reactor under gunicorn (2 gthread workers × 8 threads, SQLite, auto mode,",
+        f"{notes} One reactor under gunicorn (2 gthread workers × 8 threads, SQLite, auto mode,",
         "record-only platform). Delay: from the stored verdict (`verdict_at`) to the moment the waiter knew it,",
         f"over {args.targets} deployments rolled back one after the other, the three waiters watching each at once.",
         "",

@@ -224,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "## Intake under gunicorn (issue 2)",
         "",
-        f"Machine: {notes}. Same gunicorn settings for all (2 gthread workers × 8 threads). Each request is a",
+        f"{notes} A shared, noisy machine: compare the ratios, measured in the same run.",
+        "Same gunicorn settings for all (2 gthread workers × 8 threads). Each request is a",
         "10-alert Alertmanager payload with new fingerprints (10 alerts + 10 jobs + 10 audit rows stored per request).",
         f"Saturation: `wrk -t2 -c16 -d{args.seconds}s`. Latency: open loop at {args.rate:.0f} requests/s for 10 s,",
         "measured from each request's scheduled send time. Target: ratio ≥ 0.5 and p99 ≤ 25 ms at 200 requests/s.",

@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "## Intake ceiling: what any durable intake can reach on this machine (issue 2)",
         "",
-        f"Machine: {notes}. `python -m benchmarks.intake_ceiling`: every server under the reactor's gunicorn",
+        f"{notes} `python -m benchmarks.intake_ceiling`: every server under the reactor's gunicorn",
         f"settings, the intake benchmark's load (`wrk -t2 -c16 -d{args.seconds}s`, 10-alert payloads). Medians of",
         f"{args.rounds} rounds; every run of a server follows a run of the bare one, and its ratio is to that run.",
         "",

@@ -12,9 +12,6 @@ Rewrites only the ``notify_dispatch`` section of ``benchmarks/RESULTS.md``.
 
 from __future__ import annotations
 
-import datetime as dt
-import os
-import platform
 import socket
 import statistics
 import threading
@@ -22,14 +19,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
+from benchmarks._results import machine_notes, write_section
 from reactor.notify.config import parse_notification_settings
 from reactor.notify.events import EventKind, sample_event
 from reactor.notify.hub import NotificationHub
 
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "notify_dispatch"
 
 
@@ -137,26 +133,6 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def machine_notes() -> str:
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    return f"Machine: {os.cpu_count()} CPUs, load average {load}, Python {platform.python_version()}, {now}."
-
-
-def write_section(body: str) -> None:
-    begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
-    block = f"{begin}\n{body.rstrip()}\n{end}"
-    header = "# Benchmark results\n\nEach section is rewritten by its script.\n"
-    text = RESULTS.read_text() if RESULTS.exists() else header
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        _, tail = rest.split(end, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    RESULTS.write_text(text)
-
-
 def main() -> None:
     count = 500
     print(f"[1/4] publish() against a channel answering after 200 ms ({count} events)...", flush=True)
@@ -200,8 +176,7 @@ def main() -> None:
         "|---|---|---|\n" + "".join(f"| {w} | {r:.0f} | {r / rates[1]:.2f}x |\n" for w, r in rates.items())
     )
     print(body)
-    write_section(body)
-    print(f"updated {RESULTS}")
+    write_section(SECTION, body)
 
 
 if __name__ == "__main__":

@@ -174,7 +174,7 @@ def report(cells: list[Cell], notes: str, engine: dict[str, float], repeat: int)
     lines = [
         "## Platform parity: wall time per strategy and platform",
         "",
-        f"Machine: {notes}.",
+        f"{notes}",
         "",
         f"`python -m benchmarks.platform_parity --repeat {repeat}`. The real strategies "
         "(`strategies.STRATEGIES`), all four platforms in this one run. Median of "

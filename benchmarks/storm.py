@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "## Alert storm and crash (issue 2)",
         "",
-        f"Machine: {notes}. `smart-rollback serve`, 2 gunicorn workers, mode observe (every unique alert gets",
+        f"{notes} `smart-rollback serve`, 2 gunicorn workers, mode observe (every unique alert gets",
         f"a decision). {args.alerts:,} alerts ({args.duplicates:.0%} duplicates), 10 per Alertmanager payload, "
         f"{TARGETS} targets, 4 concurrent",
         "senders that retry connection errors and 5xx like Alertmanager. Crash runs: SIGKILL to the whole",

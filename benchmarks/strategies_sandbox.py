@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 SECTION = "strategies_sandbox"
 
 
@@ -173,19 +172,6 @@ def machine_notes(load_before: tuple[float, ...]) -> str:
     )
 
 
-def write_section(body: str, path: Path = RESULTS) -> None:
-    begin, end = f"<!-- BEGIN {SECTION} -->", f"<!-- END {SECTION} -->"
-    block = f"{begin}\n{body.rstrip()}\n{end}\n"
-    text = path.read_text() if path.exists() else "# Benchmark results\n\nEach section is rewritten by its script.\n\n"
-    if begin in text and end in text:
-        head, rest = text.split(begin, 1)
-        _, tail = rest.split(end, 1)
-        text = head + block.rstrip("\n") + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=15, help="repetitions per strategy (default 15)")
@@ -260,8 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(body)
     if not args.no_write:
-        write_section(body)
-        print(f"\nwrote the {SECTION} section of {RESULTS.relative_to(ROOT)}")
+        from benchmarks._results import write_section
+
+        write_section(SECTION, body)
     return 0
 
 
