@@ -85,6 +85,16 @@ def test_a_rollback_gives_the_verdict_at_once_and_marks_the_revision_bad(
     soak_past(app, clock)
     assert view(app, deployed["id"])["status"] == "rolled_back", "the soak job leaves a verdict alone"
 
+    # A person who finds it was a false alarm clears both marks: the platform revision comes from the decision.
+    cleared = app.test_client().post(
+        f"/api/v1/deployments/{deployed['id']}/mark", json={"verdict": "good", "reason": "false alarm"}, headers=AUTH
+    )
+    assert cleared.status_code == 200
+    newest: dict[str, str] = {}
+    for mark in rt(app).store.revision_marks(TARGET):  # newest first
+        newest.setdefault(mark["revision"], mark["verdict"])
+    assert newest == {"shop:3": "good", "checkout-3": "good"}
+
 
 def test_a_fix_rolls_forward_while_the_old_alert_still_fires(
     app_factory: Any, db_url: str, clock: Clock, cluster: Cluster
