@@ -7,7 +7,7 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 
 from reactor.store import Store, make_engine, migrate
@@ -128,6 +128,48 @@ def test_claims_are_exclusive_and_leases_expire(store: Store) -> None:
     assert again is not None and again.id == job.id and again.attempts == 2
     store.finish_job(again.id, "b")
     assert store.claim_job("c", lease_seconds=30) is None
+
+
+def test_a_claim_costs_the_same_whatever_the_backlog(tmp_path: Any) -> None:
+    """An alert storm queues thousands of jobs, and every claim runs inside the write transaction the intake
+    waits for: a claim must walk the queue's index to the first runnable job, not collect and sort the
+    backlog. Counted in SQLite virtual-machine steps, not time."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'queue.db'}", sqlite_synchronous="OFF")
+    migrate(engine)
+    engine.dispose()
+    steps = [0]
+
+    def tick() -> int:
+        steps[0] += 1
+        return 0
+
+    @event.listens_for(engine, "connect")
+    def _count(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.set_progress_handler(tick, 100)
+
+    store = Store(engine)
+    now = [1000.0]
+    store.clock = lambda: now[0]
+
+    def claim_cost() -> int:
+        steps[0] = 0
+        job = store.claim_job("w", 30)
+        assert job is not None
+        store.finish_job(job.id, "w")
+        return steps[0]
+
+    def queue(count: int) -> None:
+        with store._tx() as conn:  # one transaction: the backlog, not its insertion, is under test
+            for _ in range(count):
+                now[0] += 0.001
+                store.enqueue(f"job:{now[0]:.3f}", "evaluate", target=f"k/c/ns/t{int(now[0] * 1000)}", conn=conn)
+
+    queue(10)
+    small = claim_cost()
+    queue(5000)
+    large = claim_cost()
+    assert large <= small + 5, f"a claim took {large} x 100 steps with 5,000 jobs queued, {small} x 100 with 10"
+    store.close()
 
 
 def test_claim_skips_targets_locked_by_another_actor(store: Store) -> None:
