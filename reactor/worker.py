@@ -27,7 +27,7 @@ from typing import Any
 
 from reactor import metrics
 from reactor.deployments import Deployments, Reschedule
-from reactor.engine import Decision, decide
+from reactor.engine import EXECUTED_STATUSES, Decision, decide
 from reactor.health import HealthFn, HealthProbe
 from reactor.settings import Policy, Settings
 from reactor.store import History, Job, Store, StoreUnavailable
@@ -253,7 +253,11 @@ class Worker:
             except (PermanentError, ValueError, ImportError) as exc:
                 state_error = str(exc)
         lookback = max(policy.window_seconds, policy.cooldown_seconds, 86400.0)
-        history = self.store.history(target_key, lookback_seconds=lookback) if target_key else History()
+        history = (
+            self.store.history(target_key, lookback_seconds=lookback, statuses=EXECUTED_STATUSES)
+            if target_key
+            else History()
+        )
         release = self.settings.releases.get(policy.release or alert.target.release or "")
         decision = decide(
             alert,

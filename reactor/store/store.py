@@ -77,6 +77,8 @@ class Job:
 class History:
     """What the decision engine may know about a target's past (all times epoch seconds)."""
 
+    #: The target's decisions within the lookback, newest first (the worker asks only for rollbacks in
+    #: flight or carried out: what the engine's cooldown, window and in-flight rules count).
     decisions: tuple[Mapping[str, Any], ...] = ()
     deployment: Mapping[str, Any] | None = None
     marks: Mapping[str, str] = field(default_factory=dict)
@@ -506,16 +508,22 @@ class Store(DeploymentStore):
 
     # ------------------------------------------------------------------------------------ decisions
 
-    def history(self, target: str, *, lookback_seconds: float) -> History:
+    def history(self, target: str, *, lookback_seconds: float, statuses: Iterable[str] | None = None) -> History:
+        """``target``'s past as the engine sees it. ``statuses``: only decisions in those (the engine asks for
+        the rollbacks in flight or carried out): an alert storm leaves thousands of ignored decisions per
+        target, and every later decision would otherwise load them and copy them into its inputs."""
         now = self.clock()
         d = s.decisions
+        query = (
+            select(d.c.id, d.c.action, d.c.strategy, d.c.mode, d.c.status, d.c.created_at, d.c.finished_at,
+                   d.c.alert_id, d.c.from_revision, d.c.to_revision)
+            .where(d.c.target == target, d.c.created_at >= now - lookback_seconds)
+            .order_by(d.c.created_at.desc())
+        )  # fmt: skip
+        if statuses is not None:
+            query = query.where(d.c.status.in_(sorted(statuses)))
         with self.engine.connect() as conn:
-            decisions = conn.execute(
-                select(d.c.id, d.c.action, d.c.strategy, d.c.mode, d.c.status, d.c.created_at, d.c.finished_at,
-                       d.c.alert_id, d.c.from_revision, d.c.to_revision)
-                .where(d.c.target == target, d.c.created_at >= now - lookback_seconds)
-                .order_by(d.c.created_at.desc())
-            ).mappings().all()  # fmt: skip
+            decisions = conn.execute(query).mappings().all()
             deployment = conn.execute(
                 select(s.deployments)
                 .where(s.deployments.c.target == target, s.deployments.c.started_at <= now)

@@ -237,6 +237,28 @@ def test_one_rollback_per_target_even_with_several_alerts(
     assert "cooldown" in next(d for d in decisions(app) if d["action"] == "ignore")["reasons"][0]
 
 
+def test_a_storm_of_ignored_alerts_stays_out_of_later_decisions(
+    app_factory: Any, db_url: str, platform: FaultyPlatform, clock: Clock
+) -> None:
+    """Each decision records the history it was made from. Only the rollbacks count for the rules, and an
+    alert storm leaves thousands of ignored decisions per target: they must not be loaded and copied into
+    every later decision's inputs."""
+    app = build(app_factory, db_url, platform, clock)
+    send(app)
+    for n in range(1, 8):
+        clock.now += 1
+        storm = json.loads(json.dumps(FIRING))
+        storm["alerts"][0]["fingerprint"] = f"{n:016x}"
+        send(app, storm)
+    rt(app).worker.drain()
+    [rollback] = [d["id"] for d in decisions(app) if d["action"] == "rollback"]
+    ignored = [d["id"] for d in decisions(app) if d["action"] == "ignore"]
+    assert len(ignored) == 7
+    for decision in ignored:
+        recent = rt(app).store.get_decision(decision)["inputs"]["history"]["recent_decisions"]
+        assert [d["id"] for d in recent] == [rollback]
+
+
 def executing(app: Flask, platform: FaultyPlatform) -> Flask:
     """``app`` with a rollback in flight: its revert met a slow cluster and waits for its retry."""
     send(app)
