@@ -85,7 +85,8 @@
     clearTimeout(timer);
     const mine = generation;
     try {
-      const [pending, executing, approved, recent, deployments] = await Promise.all([
+      const [killSwitch, pending, executing, approved, recent, deployments] = await Promise.all([
+        api("kill-switch"),
         api("decisions?status=pending_approval&limit=100"),
         api("decisions?status=executing&limit=100"),
         api("decisions?status=approved&limit=100"),
@@ -93,6 +94,7 @@
         api("deployments?limit=20"),
       ]);
       if (mine !== generation) return;
+      renderKillSwitch(killSwitch);
       renderPending(pending.decisions);
       renderInflight(executing.decisions.concat(approved.decisions));
       renderDecisions(recent.decisions);
@@ -153,6 +155,24 @@
 
   function firstReason(d) {
     return d.reasons && d.reasons.length ? d.reasons[0] : "";
+  }
+
+  function renderKillSwitch(state) {
+    const node = $("kill-switch");
+    if (!state.enabled) {
+      node.textContent = "off: the reactor rolls back on its own where the policy says auto";
+      node.className = "muted";
+      return;
+    }
+    const by = [];
+    if (state.flag) {
+      by.push("the flag, by " + (state.flag_actor || "someone unnamed") + " at " + when(state.flag_updated_at) +
+        " (`smart-rollback kill-switch off` clears it)");
+    }
+    if (state.setting) by.push("the kill_switch setting (configuration file or SMART_ROLLBACK_KILL_SWITCH)");
+    node.textContent = "ON: nothing is rolled back automatically, decisions are only recorded. Set by " +
+      by.join(" and ") + ".";
+    node.className = "kill-on";
   }
 
   function renderPending(items) {

@@ -167,10 +167,16 @@ def test_labels_with_html_are_shown_as_text(browser: Browser, reactor: Reactor) 
     assert browser.evaluate("window.__xss === undefined") is True
 
 
-def test_a_failed_refresh_keeps_the_data_and_says_so(browser: Browser, reactor: Reactor) -> None:
+def test_the_page_refreshes_and_keeps_the_last_data_when_a_refresh_fails(browser: Browser, reactor: Reactor) -> None:
     reactor.alert()
     browser.open(f"{reactor.url}/ui#token={TOKEN}")
     browser.wait_for(f"{rows('decisions')}.length === 1")
+    assert browser.evaluate("document.getElementById('kill-switch').textContent").startswith("off")
+
+    rt(reactor.app).store.set_flag("kill_switch", True, actor="alice")
+    kill_switch = browser.wait_for("document.getElementById('kill-switch').textContent.match(/^ON.*/)?.[0]")
+    assert "by alice" in kill_switch
+
     reactor.stop()
     banner = browser.wait_for(
         "!document.getElementById('error').hidden && document.getElementById('error').textContent", timeout=8
