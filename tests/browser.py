@@ -50,6 +50,9 @@ class Browser:
             stderr=subprocess.DEVNULL,
         )
         self._ids = itertools.count(1)
+        #: What the page reported since the last :meth:`take_problems`: uncaught exceptions, and console
+        #: entries of level error from its scripts or its security policy (the network's are expected: 401s).
+        self.problems: list[str] = []
         try:
             port = self._wait_for_port(profile / "DevToolsActivePort", start_timeout)
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as answer:
@@ -57,6 +60,8 @@ class Browser:
             page = next(t for t in targets if t["type"] == "page")
             # Chromium refuses websocket clients that send an Origin it was not told to allow.
             self.ws = websocket.create_connection(page["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
+            self.call("Log.enable")
+            self.call("Runtime.enable")
         except BaseException:
             self.close()
             raise
@@ -78,11 +83,28 @@ class Browser:
         while True:
             message = json.loads(self.ws.recv())
             if message.get("id") != msg_id:
+                self._note(message)
                 continue
             if "error" in message:
                 raise BrowserError(f"{method}: {message['error']}")
             result: dict[str, Any] = message["result"]
             return result
+
+    def _note(self, event: dict[str, Any]) -> None:
+        params = event.get("params", {})
+        if event.get("method") == "Runtime.exceptionThrown":
+            details = params["exceptionDetails"]
+            self.problems.append(details.get("exception", {}).get("description") or details.get("text", ""))
+        elif event.get("method") == "Log.entryAdded":
+            entry = params["entry"]
+            if entry["level"] == "error" and entry["source"] != "network":
+                self.problems.append(f"{entry['source']}: {entry['text']}")
+
+    def take_problems(self) -> list[str]:
+        """The problems reported so far (reading the pending events first), and forget them."""
+        self.evaluate("0")
+        problems, self.problems = self.problems, []
+        return problems
 
     def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression in the page (promises are awaited)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-from flask import Blueprint, Response, abort
+from flask import Blueprint, Response, abort, redirect, url_for
 
 bp = Blueprint("ui", __name__)
 
@@ -44,6 +44,12 @@ def _file(name: str) -> bytes:
 @bp.get("/ui")
 def index() -> Any:
     return Response(_file("index.html"), content_type="text/html; charset=utf-8")
+
+
+@bp.get("/ui/")
+def index_slash() -> Any:
+    # The page's relative URLs (ui/ui.js, api/v1/...) resolve from /ui, not from /ui/.
+    return redirect(url_for("ui.index"))
 
 
 @bp.get("/ui/<name>")

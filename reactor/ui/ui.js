@@ -18,9 +18,15 @@
   // ------------------------------------------------------------------------------------------ token
 
   function takeTokenFromFragment() {
-    const params = new URLSearchParams(location.hash.slice(1));
-    const token = params.get("token");
-    if (token === null) return;
+    // Not URLSearchParams: it would turn a "+" of a base64 token into a space.
+    const match = /(?:^#|&)token=([^&]*)/.exec(location.hash);
+    if (!match) return;
+    let token = "";
+    try {
+      token = decodeURIComponent(match[1]);
+    } catch (e) {
+      token = match[1];
+    }
     if (token) sessionStorage.setItem(TOKEN_KEY, token);
     // Out of the address bar, the history and any bookmark.
     history.replaceState(null, "", location.pathname + location.search);
@@ -109,7 +115,9 @@
         ". Showing the last data; retrying every " + REFRESH_MS / 1000 + " s.";
       banner.hidden = false;
     }
-    if (mine === generation) timer = setTimeout(refresh, REFRESH_MS);
+    if (mine !== generation) return;
+    clearTimeout(timer); // a refresh started meanwhile (after an approval) may have set one: keep a single loop
+    timer = setTimeout(refresh, REFRESH_MS);
   }
 
   // ------------------------------------------------------------------------------------------ rendering

@@ -77,6 +77,18 @@ def reactor(app_factory: Any, sqlite_url: str) -> Iterator[Reactor]:
             live.stop()
 
 
+@pytest.fixture(autouse=True)
+def no_page_errors(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every browser test ends without a script error or a Content-Security-Policy violation in the page."""
+    if "browser" not in request.fixturenames:
+        yield
+        return
+    browser: Browser = request.getfixturevalue("browser")
+    browser.take_problems()
+    yield
+    assert browser.take_problems() == []
+
+
 def rows(table: str) -> str:
     """JavaScript: the texts of a table's data rows (the 'nothing here' row excluded)."""
     return f"Array.from(document.querySelectorAll('#{table} tbody tr:not(.details)'))" \
@@ -200,3 +212,15 @@ def test_the_page_and_its_files_carry_the_security_headers(reactor: Reactor) -> 
     assert requests.get(f"{reactor.url}/ui/__init__.py", timeout=10).status_code == 404
     shell = requests.get(f"{reactor.url}/ui", timeout=10).text
     assert "<script>" not in shell and "style=" not in shell and "http" not in shell
+
+
+def test_the_browser_enforces_the_policy(browser: Browser, reactor: Reactor) -> None:
+    browser.open(f"{reactor.url}/ui/")
+    assert browser.url == f"{reactor.url}/ui", "/ui/ redirects: the page's relative URLs resolve from /ui"
+    browser.evaluate(
+        "const s = document.createElement('script'); s.textContent = 'window.__inline = 1';"
+        "document.body.appendChild(s); document.body.setAttribute('style', 'color: red'); 0"
+    )
+    assert browser.evaluate("window.__inline") is None
+    blocked = browser.take_problems()
+    assert len(blocked) == 2 and all("Content Security Policy" in p and "blocked" in p for p in blocked), blocked
