@@ -238,6 +238,16 @@ def spec(server_url: str = "") -> dict[str, Any]:
                     },
                 }
             },
+            "/ui": {
+                "get": {
+                    "summary": "The live dashboard: a static page whose script reads this API with a bearer token",
+                    "operationId": "dashboard",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "The page (no data).", "content": {"text/html": _TEXT}},
+                    },
+                }
+            },
             "/healthz": {
                 "get": {
                     "summary": "Liveness",

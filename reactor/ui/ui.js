@@ -5,11 +5,14 @@
 (function () {
   const TOKEN_KEY = "smart-rollback-token";
   const REFRESH_MS = 5000;
+  const TIMEOUT_MS = 10000; // a hung reactor shows the error banner instead of a page that silently stops
   const API = "api/v1/"; // relative to /ui, so the page also works behind a path prefix
 
   const $ = (id) => document.getElementById(id);
   let timer = null;
   let generation = 0; // bumped on sign-in/out so an answer for an old token is dropped
+  let started = 0; // refreshes started, and the latest one shown: an older answer never overwrites a newer one
+  let shown = 0;
   const expanded = new Map(); // decision id -> full explanation (or null while loading)
   const reasonDrafts = new Map(); // decision id -> reason typed so far (survives refreshes)
 
@@ -64,7 +67,17 @@
   async function api(path, options) {
     const init = Object.assign({ credentials: "omit", cache: "no-store" }, options || {});
     init.headers = Object.assign({ Accept: "application/json", Authorization: "Bearer " + token() }, init.headers);
-    const response = await fetch(API + path, init);
+    const abort = new AbortController();
+    const deadline = setTimeout(() => abort.abort(), TIMEOUT_MS);
+    init.signal = abort.signal;
+    let response;
+    try {
+      response = await fetch(API + path, init);
+    } catch (err) {
+      throw new Error(abort.signal.aborted ? "no answer within " + TIMEOUT_MS / 1000 + " s" : err.message);
+    } finally {
+      clearTimeout(deadline);
+    }
     if (response.status === 401) throw new Unauthorized();
     let body = null;
     try {
@@ -90,6 +103,7 @@
   async function refresh() {
     clearTimeout(timer);
     const mine = generation;
+    const number = ++started;
     try {
       const [killSwitch, pending, executing, approved, recent, deployments] = await Promise.all([
         api("kill-switch"),
@@ -100,6 +114,8 @@
         api("deployments?limit=20"),
       ]);
       if (mine !== generation) return;
+      if (number < shown) return;
+      shown = number;
       renderKillSwitch(killSwitch);
       renderPending(pending.decisions);
       renderInflight(executing.decisions.concat(approved.decisions));
@@ -110,6 +126,7 @@
     } catch (err) {
       if (mine !== generation) return;
       if (handleUnauthorized(err)) return;
+      if (number < shown) return;
       const banner = $("error");
       banner.textContent = "Refresh failed at " + clock(new Date()) + ": " + err.message +
         ". Showing the last data; retrying every " + REFRESH_MS / 1000 + " s.";
