@@ -29,6 +29,8 @@ from tests.reactor.conftest import AUTH, TOKEN, make_settings, rt
 
 FIRING = load_fixture("alertmanager-0.25-webhook-firing.json")
 TARGET = "kubernetes/e2e/prod/checkout"
+#: A token as ``openssl rand -base64`` makes them: "+" and "/" in a URL fragment.
+BASE64_TOKEN = "a+b/c9=="
 #: A label an attacker controls, and where the decision shows it: in its target. No "/" in it (no closing
 #: tags): a slash would split the target into more than four parts, which the reactor does not parse.
 HOSTILE = "<img src=x onerror=\"window.__xss='img'\"><b>bold<script>window.__xss='script'<script>"
@@ -63,7 +65,9 @@ class Reactor:
 @pytest.fixture
 def reactor(app_factory: Any, sqlite_url: str) -> Iterator[Reactor]:
     """The reactor in ``recommend`` mode behind a real HTTP server; the test drives its worker."""
-    settings = make_settings(sqlite_url, **{"policies.defaults.mode": "recommend"})
+    settings = make_settings(
+        sqlite_url, **{"policies.defaults.mode": "recommend", "auth.tokens": [TOKEN, BASE64_TOKEN]}
+    )
     app = app_factory(settings, platforms=Platforms(settings, instances={"kubernetes": DryRunPlatform()}))
     port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
@@ -141,6 +145,16 @@ def test_signed_in_the_page_lists_decisions_and_approves_through_the_api(browser
     assert any("checked the dashboards" in json.dumps(entry) for entry in full["audit"])
     # The approved decision waits for the worker: in flight, no longer waiting for approval.
     browser.wait_for(f"{rows('pending')}.length === 0 && {rows('inflight')}.length === 1")
+
+
+@pytest.mark.parametrize("fragment", ["a+b/c9==", "a%2Bb%2Fc9%3D%3D"])
+def test_a_base64_token_in_the_link_works_raw_or_percent_encoded(
+    browser: Browser, reactor: Reactor, fragment: str
+) -> None:
+    reactor.alert()
+    browser.open(f"{reactor.url}/ui#token={fragment}")
+    browser.wait_for(f"{rows('decisions')}.length === 1")
+    assert browser.evaluate("sessionStorage.getItem('smart-rollback-token')") == BASE64_TOKEN
 
 
 def test_a_wrong_token_shows_the_401_message(browser: Browser, reactor: Reactor) -> None:
