@@ -45,8 +45,11 @@
     $("sign-out").hidden = true;
     $("error").hidden = true;
     $("updated").textContent = "";
+    // Nothing of the last token's view may show for a while under the next one.
     for (const id of ["pending", "inflight", "decisions", "deployments"]) clear(tbody(id));
+    for (const id of ["kill-switch", "pending-count", "inflight-count", "approval-result"]) $(id).textContent = "";
     expanded.clear();
+    reasonDrafts.clear();
     const msg = $("sign-in-message");
     msg.textContent = message || "";
     msg.className = message ? "message bad" : "message";

@@ -146,6 +146,11 @@ def test_signed_in_the_page_lists_decisions_and_approves_through_the_api(browser
     # The approved decision waits for the worker: in flight, no longer waiting for approval.
     browser.wait_for(f"{rows('pending')}.length === 0 && {rows('inflight')}.length === 1")
 
+    browser.evaluate("document.getElementById('sign-out').click()")
+    assert browser.evaluate("document.getElementById('sign-in-message').textContent") == "Signed out."
+    assert browser.evaluate("sessionStorage.getItem('smart-rollback-token')") is None
+    assert TARGET not in browser.evaluate("document.body.innerText")
+
 
 @pytest.mark.parametrize("fragment", ["a+b/c9==", "a%2Bb%2Fc9%3D%3D"])
 def test_a_base64_token_in_the_link_works_raw_or_percent_encoded(
