@@ -97,11 +97,13 @@ def create_app(
     from reactor.api.ops import bp as ops_bp
     from reactor.api.v1 import bp as v1_bp
     from reactor.api.webhooks import bp as webhooks_bp
+    from reactor.ui import bp as ui_bp
 
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(v1_bp)
     app.register_blueprint(deployments_bp)
     app.register_blueprint(ops_bp)
+    app.register_blueprint(ui_bp)
     chatops = settings.notifications.chatops
     if chatops.slack_signing_secret is not None or chatops.link_secret is not None:
         from reactor.notify.chatops import create_blueprint

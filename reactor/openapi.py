@@ -208,6 +208,16 @@ def spec(server_url: str = "") -> dict[str, Any]:
             },
             "/api/v1/decisions/{id}/approve": _verdict_op("approve", "202"),
             "/api/v1/decisions/{id}/reject": _verdict_op("reject", "200"),
+            "/api/v1/kill-switch": {
+                "get": {
+                    "summary": "Whether automatic rollbacks are stopped, by the setting or by the store's flag",
+                    "operationId": "getKillSwitch",
+                    "responses": {
+                        "200": _resp("The kill switch.", {"$ref": "#/components/schemas/KillSwitch"}),
+                        "401": _COMMON["401"],
+                    },
+                }
+            },
             "/api/v1/rollbacks": {
                 "post": {
                     "summary": "Manual (emergency) rollback through the same engine and audit trail",
@@ -225,6 +235,16 @@ def spec(server_url: str = "") -> dict[str, Any]:
                         "400": _resp("Invalid request."),
                         **_COMMON,
                         **_DB_DOWN,
+                    },
+                }
+            },
+            "/ui": {
+                "get": {
+                    "summary": "The live dashboard: a static page whose script reads this API with a bearer token",
+                    "operationId": "dashboard",
+                    "security": [],
+                    "responses": {
+                        "200": {"description": "The page (no data).", "content": {"text/html": _TEXT}},
                     },
                 }
             },
@@ -494,6 +514,17 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {
             "decisions": {"type": "array", "items": {"$ref": "#/components/schemas/Decision"}},
             "next_before": {"type": "number", "nullable": True},
+        },
+    },
+    "KillSwitch": {
+        "type": "object",
+        "required": ["enabled", "setting", "flag", "flag_actor", "flag_updated_at"],
+        "properties": {
+            "enabled": {"type": "boolean", "description": "Nothing is rolled back automatically."},
+            "setting": {"type": "boolean", "description": "The kill_switch setting of this process is on."},
+            "flag": {"type": "boolean", "description": "The flag in the store (every replica) is on."},
+            "flag_actor": {"type": "string", "nullable": True},
+            "flag_updated_at": {"type": "string", "format": "date-time", "nullable": True},
         },
     },
     "VerdictRequest": {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages the tests and `make run` use, if any is missing.
 # Prometheus/promtool, Alertmanager/amtool and Pushgateway back the rule tests and the live loop;
-# kubectl (from the Google Cloud CLI package where present) backs the sandbox fidelity check.
+# kubectl (from the Google Cloud CLI package where present) backs the sandbox fidelity check; Chromium, the
+# dashboard tests.
 # Services are never started here: tests and `smart-rollback run` start their own on loopback.
 set -euo pipefail
 
@@ -11,6 +12,8 @@ bash "$(dirname "$0")/swarm-engine.sh" >/dev/null
 want=(prometheus prometheus-alertmanager prometheus-pushgateway)
 # The Jenkins shared-library step is compiled and run by Groovy 2.4 (the version Jenkins embeds) in tests/cicd.
 want+=(groovy default-jre-headless)
+# The /ui dashboard is tested in a real headless Chromium, driven over the DevTools protocol (tests/browser.py).
+want+=(chromium)
 # `make bench` (argument `bench`) also drives load with wrk.
 [ "${1:-}" = bench ] && want+=(wrk)
 missing=()

@@ -1,5 +1,6 @@
-"""``/api/v1``: decisions (why the reactor did what it did), approvals, and manual rollbacks through the same
-engine and audit trail. Deployments (what CI/CD registers) and revision marks: :mod:`reactor.api.deployments`."""
+"""``/api/v1``: decisions (why the reactor did what it did), approvals, manual rollbacks through the same
+engine and audit trail, and the kill switch's state. Deployments (what CI/CD registers) and revision marks:
+:mod:`reactor.api.deployments`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from flask import Blueprint, abort, g, jsonify, request, url_for
 
 from reactor.api import authenticated, json_body
 from reactor.app import runtime
-from reactor.views import decision_view
+from reactor.views import decision_view, iso
 from strategies import STRATEGIES, TargetRef
 
 bp = Blueprint("v1", __name__, url_prefix="/api/v1")
@@ -155,3 +156,24 @@ def manual_rollback() -> Any:
     url = url_for("v1.get_decision", decision_id=row["id"])
     status = 200 if row.get("duplicate") else 202
     return jsonify(decision_id=row["id"], status=row["status"], url=url), status, {"Location": url}
+
+
+# ------------------------------------------------------------------------------------------ kill switch
+
+
+@bp.get("/kill-switch")
+@authenticated
+def kill_switch() -> Any:
+    """Whether automatic rollbacks are stopped, and by what: the ``kill_switch`` setting (this process's
+    configuration) or the flag ``smart-rollback kill-switch on`` sets in the store (every replica). The worker
+    refuses to roll back when either is on; this says which, so a person knows what to switch off."""
+    rt = runtime()
+    flag = rt.store.flag_record("kill_switch")
+    flag_on = bool(flag and flag["enabled"])
+    return jsonify(
+        enabled=rt.settings.kill_switch or flag_on,
+        setting=rt.settings.kill_switch,
+        flag=flag_on,
+        flag_actor=flag["actor"] if flag else None,
+        flag_updated_at=iso(flag["updated_at"]) if flag else None,
+    )

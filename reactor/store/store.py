@@ -782,6 +782,13 @@ class Store(DeploymentStore):
         with self.engine.connect() as conn:
             return bool(conn.execute(select(s.flags.c.enabled).where(s.flags.c.name == name)).scalar())
 
+    def flag_record(self, name: str) -> dict[str, Any] | None:
+        """The flag with who set it and when (``enabled``, ``updated_at``, ``actor``); None if never set."""
+        f = s.flags
+        with self.engine.connect() as conn:
+            row = conn.execute(select(f.c.enabled, f.c.updated_at, f.c.actor).where(f.c.name == name)).first()
+        return None if row is None else {"enabled": bool(row.enabled), "updated_at": row.updated_at, "actor": row.actor}
+
     # ------------------------------------------------------------------------------------------ audit
 
     def audit_trail(

@@ -1,4 +1,5 @@
-"""Reactor fixtures: apps on SQLite and on the machine's real PostgreSQL, driven synchronously."""
+"""Reactor fixtures: apps on SQLite and on the machine's real PostgreSQL, driven synchronously; the headless
+browser (:mod:`tests.browser`) for the dashboard."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from flask import Flask
 
 from reactor.app import Runtime, create_app
 from reactor.settings import Settings, load_settings
+from tests.browser import browser
+
+__all__ = ["browser"]
 
 TOKEN = "t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -276,3 +276,21 @@ def test_concurrent_requests_share_commits(app: Flask) -> None:
     assert client_codes == [202] * 40
     assert rt(app).store.queue_depth()["pending"] == 40
     assert TOKEN
+
+
+def test_kill_switch_state_says_what_stops_the_rollbacks(app_factory: Any, db_url: str) -> None:
+    app = app_factory(make_settings(db_url))
+    client = app.test_client()
+    assert client.get("/api/v1/kill-switch").status_code == 401
+    off = {"enabled": False, "setting": False, "flag": False, "flag_actor": None, "flag_updated_at": None}
+    assert client.get("/api/v1/kill-switch", headers=AUTH).json == off
+    rt(app).store.set_flag("kill_switch", True, actor="alice")
+    state = client.get("/api/v1/kill-switch", headers=AUTH).json
+    assert (state["enabled"], state["setting"], state["flag"], state["flag_actor"]) == (True, False, True, "alice")
+    assert state["flag_updated_at"].endswith("Z")
+    rt(app).store.set_flag("kill_switch", False, actor="bob")
+    assert client.get("/api/v1/kill-switch", headers=AUTH).json["enabled"] is False
+
+    by_setting = app_factory(make_settings(db_url, kill_switch=True)).test_client()
+    state = by_setting.get("/api/v1/kill-switch", headers=AUTH).json
+    assert (state["enabled"], state["setting"], state["flag"]) == (True, True, False)

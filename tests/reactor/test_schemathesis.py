@@ -25,4 +25,4 @@ def test_no_input_produces_a_server_error(app_factory: Any, sqlite_url: str) -> 
 
         fuzz()
         tested.append(operation.label)
-    assert len(tested) == 17, tested
+    assert len(tested) == 19, tested
