@@ -956,6 +956,10 @@ class _HotSQL:
 
     def select_known(self, conn: Connection, fingerprints: Sequence[str]) -> Iterable[Any]:
         if self.postgres:
+            # Without statistics (a new database, or a table that grew faster than autovacuum analyzes it) the
+            # planner rates `= ANY` of a few dozen values as a large share of the table and scans all of it:
+            # every commit then costs more than the last. This lookup is always a handful of index probes.
+            self._pg(conn, "SET LOCAL enable_seqscan = off", ())
             sql = "SELECT id, source, fingerprint, starts_at, status FROM alerts WHERE fingerprint = ANY(%b::text[])"
             return self._pg(conn, sql, (list(fingerprints),), fetch=True)
         key = ("select", len(fingerprints))

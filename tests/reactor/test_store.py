@@ -172,6 +172,28 @@ def test_a_claim_costs_the_same_whatever_the_backlog(tmp_path: Any) -> None:
     store.close()
 
 
+def test_the_intake_lookup_never_scans_a_table_without_statistics(postgres_url: str) -> None:
+    """A new database has no statistics until autovacuum analyzes it; PostgreSQL then rates `= ANY` of a
+    batch's fingerprints as a large share of the alerts and scans them all, so a storm on a new database got
+    slower with every commit (200 requests/s: p99 63 ms, against 10 ms with index probes)."""
+    store = Store.connect(postgres_url)
+    try:
+        with store._tx() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO alerts (source, fingerprint, starts_at, status, name, received_at, group_key, summary,"
+                " raw) SELECT 'alertmanager', md5(n::text), 0, 'firing', 'x', 0, '', '{}', '{}'"
+                " FROM generate_series(1, 5000) AS n"
+            )
+        scans = "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'alerts'"  # this session's counts
+        with store._tx() as conn:
+            before = conn.exec_driver_sql(scans).scalar()
+            found = list(store._sql.select_known(conn, [f"{n:032x}" for n in range(400)]))
+            after = conn.exec_driver_sql(scans).scalar()
+        assert found == [] and after == before
+    finally:
+        store.close()
+
+
 def test_claim_skips_targets_locked_by_another_actor(store: Store) -> None:
     store.ingest([firing()])
     assert store.lock_target("kubernetes/e2e/prod/checkout", "a", 30)
