@@ -62,10 +62,10 @@ class Server:
         throughput, at random. Throughput benchmarks call this before they start the load.
         """
         deadline = time.monotonic() + timeout
-        previous: dict[int, int] = {}
+        previous: dict[int, float] = {}
         while time.monotonic() < deadline:
             pids = self.worker_pids()
-            ticks = {pid: _cpu_ticks(pid) for pid in pids}
+            ticks = {pid: cpu_seconds(pid) for pid in pids}
             if len(pids) >= count and ticks == previous:
                 return pids
             previous = ticks
@@ -88,12 +88,13 @@ class Server:
         self._log.close()
 
 
-def _cpu_ticks(pid: int) -> int:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process (all its threads) has used; -1 once it is gone."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return -1
-    return int(fields[11]) + int(fields[12])
+        return -1.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_kib(pid: int) -> int:

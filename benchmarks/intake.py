@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import shutil
 import statistics
@@ -30,6 +29,7 @@ import requests
 
 from benchmarks._common import (
     Server,
+    cpu_seconds,
     create_pg_database,
     drop_pg_database,
     free_port,
@@ -123,12 +123,6 @@ def wrk_with_cpu(server: Server, seconds: int, script: Path) -> dict[str, float]
     result = run_wrk(server.url, seconds, script)
     result["cpu_ms"] = 1000 * (sum(cpu_seconds(pid) for pid in pids) - before) / max(result["requests"], 1)
     return result
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU a process (all its threads) has used: what a request costs, whatever the load."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _pct(out: str, label: str) -> float:
