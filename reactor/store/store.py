@@ -399,21 +399,13 @@ class Store(DeploymentStore):
             and_(locks.c.target == j.c.target, locks.c.lease_until >= now, locks.c.owner != owner)
         )
         free = or_(j.c.kind == "resolve", ~locked_elsewhere)
-        columns = (j.c.id, j.c.kind, j.c.target)
-        expired = (
-            select(*columns)
-            .where(j.c.status == "running", j.c.lease_until < now, free)
-            .order_by(j.c.run_after, j.c.id)
-            .limit(1)
-        )
-        due = (
-            select(*columns)
-            .where(j.c.status == "pending", j.c.run_after <= now, free)
-            .order_by(j.c.run_after, j.c.id)
-            .limit(1)
-        )
-        if self.dialect == "postgresql":
-            return expired.with_for_update(skip_locked=True), due.with_for_update(skip_locked=True)
+
+        def first(*where: Any) -> Any:
+            pick = select(j.c.id, j.c.kind, j.c.target).where(*where, free).order_by(j.c.run_after, j.c.id).limit(1)
+            return pick.with_for_update(skip_locked=True) if self.dialect == "postgresql" else pick
+
+        expired = first(j.c.status == "running", j.c.lease_until < now)
+        due = first(j.c.status == "pending", j.c.run_after <= now)
         return expired, due
 
     def heartbeat(self, job_id: int, owner: str, lease_seconds: float, target: str | None) -> bool:
