@@ -771,8 +771,8 @@ class Store(DeploymentStore):
             self.audit(conn, "flag", f"{name} {'on' if enabled else 'off'}", data={"actor": actor})
 
     def flag(self, name: str) -> bool:
-        with self.engine.connect() as conn:
-            return bool(conn.execute(select(s.flags.c.enabled).where(s.flags.c.name == name)).scalar())
+        record = self.flag_record(name)
+        return bool(record and record["enabled"])
 
     def flag_record(self, name: str) -> dict[str, Any] | None:
         """The flag with who set it and when (``enabled``, ``updated_at``, ``actor``); None if never set."""
