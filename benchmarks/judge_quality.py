@@ -31,6 +31,18 @@ def _latency(shift: float, noise: float = 0.1, n: int = N, scale: float = 1.0) -
     return draw
 
 
+def _overlapping(shift: float, width: int, n: int = N, noise: float = 0.1) -> Draw:
+    """``rate(x[5m])`` sampled every minute: each point averages ``width`` intervals, its neighbours share most."""
+
+    def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        kernel = np.ones(width) / width
+        base = np.convolve(100 * (1 + rng.normal(0, noise, n + width - 1)), kernel, mode="valid")
+        can = np.convolve(100 * (1 + shift) * (1 + rng.normal(0, noise, n + width - 1)), kernel, mode="valid")
+        return base, can
+
+    return draw
+
+
 def _errors(base_rate: float, can_rate: float, n: int = N) -> Draw:
     def draw(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         return rng.poisson(base_rate, n).astype(float), rng.poisson(can_rate, n).astype(float)
@@ -49,11 +61,14 @@ SCENARIOS: list[tuple[str, bool, Draw]] = [
     ("sparse errors 0 -> 0.1 per interval", True, _errors(0.0, 0.1)),
     ("errors x3 (1 -> 3 per interval)", True, _errors(1.0, 3.0)),
     ("low traffic: +50% with 6 points per side", True, _latency(0.5, n=6)),
+    ("mean shift +10%, rate() windows span 5 points", True, _overlapping(0.10, 5)),
     ("healthy: same distribution", False, _latency(0.0)),
     ("healthy: +2% (inside tolerance)", False, _latency(0.02)),
     ("healthy: sparse errors 0.05 both", False, _errors(0.05, 0.05)),
     ("healthy: errors 1 per interval both", False, _errors(1.0, 1.0)),
     ("healthy: low traffic, 6 points per side", False, _latency(0.0, n=6)),
+    ("healthy: rate() windows span 5 points", False, _overlapping(0.0, 5)),
+    ("healthy: rate() windows span 3 points, 10 per side", False, _overlapping(0.0, 3, n=10)),
 ]
 
 

@@ -12,6 +12,12 @@ Added in the default ``mode: smart`` (where users report Kayenta fails):
   when the canary looks worse but there are too few events for any verdict it is *insufficient*, not Pass;
 * **spread test** (kayenta#780): a one-sided Brown-Forsythe test on absolute deviations from the median
   flags a canary that is noisier by at least ``spread_ratio`` even when its median did not move;
+* **serial correlation** (continuous metrics): the points of a ``rate(...[5m])`` sampled every minute share
+  most of their window, so ten of them carry the information of two or three. Kayenta treats them as
+  independent, and a healthy canary fails several times as often as the 98 % confidence promises. The
+  judge estimates the variance inflation from the samples' own autocorrelation (ranks, both sides pooled)
+  and widens the Mann-Whitney interval and the spread test by it (``serial_correlation: false`` to keep
+  Kayenta's independence assumption). Samples must therefore come in time order;
 * **sample-size gating**: fewer than ``min_samples`` points on a side makes the metric *insufficient*,
   except that a count whose rate test already finds a significant harmful rate fails (the test is on event
   totals, so a fresh canary's first interval can be enough);
@@ -105,6 +111,8 @@ class JudgeConfig(_Strict):
     min_samples: int = Field(default=10, ge=1)
     #: A canary whose mean absolute deviation is at least this multiple of the baseline's may be flagged.
     spread_ratio: float = Field(default=1.5, gt=1.0)
+    #: Smart mode: widen continuous metrics' tests by the variance inflation of autocorrelated samples.
+    serial_correlation: bool = True
     thresholds: Thresholds = Field(default_factory=Thresholds)
     #: Group weights summing to at most 100; unweighted groups share the rest equally (Kayenta semantics).
     groups: dict[str, float] = Field(default_factory=dict)
@@ -259,6 +267,8 @@ class _Pending:
     mw_index: int
     rate: dict[str, Any] | None = None
     spread: dict[str, Any] | None = None
+    #: Variance inflation of the Mann-Whitney rank sum (1: independent samples).
+    inflation: float = 1.0
 
 
 class Judge:
@@ -320,7 +330,11 @@ class Judge:
                 self._register(item, done, pending, mw_pairs)
         for rows in groups.values():
             self._prepare_group(rows, targets, mw_pairs, pairs_by_target=None)
-        mw_results = mann_whitney_many(mw_pairs, self.config.confidence) if mw_pairs else []
+        inflation = np.ones(len(mw_pairs))
+        for _, pending, _ in targets:
+            for item in pending:
+                inflation[item.mw_index] = item.inflation
+        mw_results = mann_whitney_many(mw_pairs, self.config.confidence, inflation) if mw_pairs else []
         out: list[Judgement] = []
         for done, pending, names in targets:
             for item in pending:
@@ -368,13 +382,15 @@ class Judge:
         sdc = C.std(axis=1, ddof=1) if nc > 1 else np.zeros(len(rows))
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where((mb != 0) & (mc != 0), mc / mb, np.nan)
+        correct = smart and self.config.serial_correlation
+        inflation = variance_inflation(B, C) if correct else np.ones(len(rows))
         if smart:
             db = np.abs(B - np.median(B, axis=1, keepdims=True))
             dc = np.abs(C - np.median(C, axis=1, keepdims=True))
             madb, madc = db.mean(axis=1), dc.mean(axis=1)
             vb = db.var(axis=1, ddof=1) / nb if nb > 1 else np.zeros(len(rows))
             vc = dc.var(axis=1, ddof=1) / nc if nc > 1 else np.zeros(len(rows))
-            se2 = vb + vc
+            se2 = (vb + vc) * inflation
             with np.errstate(divide="ignore", invalid="ignore"):
                 tstat = (madc - madb) / np.sqrt(se2)
                 dof = se2**2 / (vc**2 / max(nc - 1, 1) + vb**2 / max(nb - 1, 1))
@@ -417,7 +433,7 @@ class Judge:
                 done[name] = res
                 continue
             res.details["mean_ratio"] = _num(ratio[i])
-            item = _Pending(res, cfg, c, b, 0)
+            item = _Pending(res, cfg, c, b, 0, inflation=float(inflation[i]))
             if smart:
                 out: dict[str, Any] = {
                     "canary_mad": float(madc[i]),
@@ -520,7 +536,9 @@ class Judge:
         if smart and kind == "count":
             item.rate = self._rate_test(name, cfg, raw_b, raw_c, baseline, canary)
         if smart and kind == "continuous":
-            item.spread = self._spread_test(c, b)
+            if self.config.serial_correlation:
+                item.inflation = float(variance_inflation(b[None, :], c[None, :])[0])
+            item.spread = self._spread_test(c, b, item.inflation)
         return item
 
     def _classify(self, item: _Pending, mw: MWResult) -> MetricResult:
@@ -538,6 +556,8 @@ class Judge:
             "bound": _num(bound),
             "confidence": self.config.confidence,
         }
+        if item.inflation != 1.0:
+            res.details["mann_whitney"]["variance_inflation"] = item.inflation
         res.details["effect_size"] = {"measure": es.measure, "value": _num(effect_value)}
         nan_effect = math.isnan(effect_value)
         high = (
@@ -657,7 +677,7 @@ class Judge:
         out.update(outcome="pass", reason="event rates consistent")
         return out
 
-    def _spread_test(self, c: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    def _spread_test(self, c: np.ndarray, b: np.ndarray, inflation: float = 1.0) -> dict[str, Any]:
         """One-sided Brown-Forsythe: absolute deviations from each side's median, canary larger?"""
         dc, db = np.abs(c - np.median(c)), np.abs(b - np.median(b))
         mc, mb = float(dc.mean()), float(db.mean())
@@ -669,7 +689,7 @@ class Judge:
         # Welch's t-test, one-sided (canary deviations larger), computed directly: scipy's wrapper costs
         # ~1 ms per call, which dominated a 50,000-metric cycle.
         vc, vb = dc.var(ddof=1) / len(dc), db.var(ddof=1) / len(db)
-        se2 = vc + vb
+        se2 = (vc + vb) * inflation
         if se2 > 0:
             t = (mc - mb) / math.sqrt(se2)
             dof = se2**2 / (vc**2 / (len(dc) - 1) + vb**2 / (len(db) - 1))
@@ -760,6 +780,41 @@ class Judge:
         failing = [r.name for r in active.values() if r.failed]
         reason = f"score {summary} ({', '.join(failing)} failing)" if failing else f"score {summary}"
         return Judgement(summary, verdict, dict(results), groups, reason)
+
+
+def variance_inflation(B: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """Per row, how much serial correlation inflates the variance of the two samples' rank statistics.
+
+    ``1 + 2 sum_k (1 - k/n) rho_k`` over the initial run of positive lag-k autocorrelations ``rho_k`` of the
+    within-side ranks, both sides pooled. Ranks keep one outlier from faking or hiding a correlation. The
+    sample autocorrelation of a short series is biased low (by about ``(1 + 3 rho) / n`` at lag 1 and ``1 / n``
+    beyond); that bias is added back, or eight points of a 3-point ``rate()`` window would look nearly
+    independent. Clipped to ``[1, n_min / 2]``: at least two effective points per side.
+    """
+    rows, nb = B.shape
+    nc = C.shape[1]
+    out = np.ones(rows)
+    n_min = min(nb, nc)
+    if n_min < 3 or rows == 0:
+        return out
+    n = (nb + nc) / 2.0
+    sides = []
+    for a in (B, C):
+        r = np.empty(a.shape)
+        np.put_along_axis(r, np.argsort(a, axis=1, kind="stable"), np.arange(a.shape[1], dtype=float), axis=1)
+        sides.append(r - (a.shape[1] - 1) / 2.0)
+    den = (sides[0] ** 2).sum(axis=1) + (sides[1] ** 2).sum(axis=1)
+    ids = np.nonzero(den > 0)[0]
+    sides, den = [s[ids] for s in sides], den[ids]
+    for k in range(1, n_min - 1):
+        if not len(ids):
+            break
+        rho = sum(np.einsum("ij,ij->i", s[:, :-k], s[:, k:]) for s in sides) / den
+        rho += (1.0 + 3.0 * np.maximum(rho, 0.0)) / n if k == 1 else 1.0 / n
+        keep = rho > 0
+        out[ids[keep]] += 2.0 * rho[keep] * (1.0 - k / n)
+        ids, den, sides = ids[keep], den[keep], [s[keep] for s in sides]
+    return np.clip(out, 1.0, n_min / 2.0)
 
 
 def _mean_ratio(c: np.ndarray, b: np.ndarray) -> float:

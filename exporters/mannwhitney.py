@@ -83,14 +83,14 @@ def _root_index(n_pairs: int, sigma: np.ndarray, zq: float) -> np.ndarray:
     return (n_pairs - c_star).astype(int)
 
 
-def _batch(x: np.ndarray, y: np.ndarray, conf_level: float) -> list[MWResult]:
+def _batch(x: np.ndarray, y: np.ndarray, conf_level: float, inflation: np.ndarray) -> list[MWResult]:
     rows, nx = x.shape
     ny = y.shape[1]
     n_pairs = nx * ny
     diffs = (x[:, :, None] - y[:, None, :]).reshape(rows, n_pairs)
     ties = _tie_term(x) + _tie_term(y)
     n = nx + ny
-    var = (nx * ny / 12.0) * ((n + 1) - ties / (n * (n - 1)))
+    var = (nx * ny / 12.0) * ((n + 1) - ties / (n * (n - 1))) * inflation
     sigma = np.sqrt(np.maximum(var, 0.0))
     safe_sigma = np.where(sigma > 0, sigma, np.inf)
     z = float(-ndtri((1.0 - conf_level) / 2.0))
@@ -117,7 +117,7 @@ def _batch(x: np.ndarray, y: np.ndarray, conf_level: float) -> list[MWResult]:
     cles = u / n_pairs
     # p-value at mu = 0 (normal approximation with continuity correction; ties between samples included).
     ties0 = _tie_term(np.concatenate([x, y], axis=1))
-    var0 = (nx * ny / 12.0) * ((n + 1) - ties0 / (n * (n - 1)))
+    var0 = (nx * ny / 12.0) * ((n + 1) - ties0 / (n * (n - 1))) * inflation
     dz0 = u - n_pairs / 2.0
     with np.errstate(divide="ignore", invalid="ignore"):
         z0 = (np.abs(dz0) - 0.5) / np.sqrt(var0)
@@ -139,8 +139,19 @@ def _batch(x: np.ndarray, y: np.ndarray, conf_level: float) -> list[MWResult]:
     ]
 
 
-def mann_whitney_many(pairs: Sequence[tuple[np.ndarray, np.ndarray]], conf_level: float = 0.98) -> list[MWResult]:
-    """Evaluate every ``(x, y)`` pair (non-empty, NaN-free arrays); pairs of equal sizes are batched."""
+def mann_whitney_many(
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+    conf_level: float = 0.98,
+    inflation: Sequence[float] | np.ndarray | None = None,
+) -> list[MWResult]:
+    """Evaluate every ``(x, y)`` pair (non-empty, NaN-free arrays); pairs of equal sizes are batched.
+
+    ``inflation`` (per pair, >= 1; default 1) multiplies the rank sum's variance: serially correlated samples
+    carry less information than their count says, and the interval and p-value must widen accordingly.
+    """
+    factors = np.ones(len(pairs)) if inflation is None else np.asarray(inflation, dtype=float)
+    if factors.shape != (len(pairs),):
+        raise ValueError(f"inflation: one factor per pair expected ({len(pairs)}), got shape {factors.shape}")
     results: list[MWResult | None] = [None] * len(pairs)
     by_shape: dict[tuple[int, int], list[int]] = defaultdict(list)
     for i, (x, y) in enumerate(pairs):
@@ -153,7 +164,7 @@ def mann_whitney_many(pairs: Sequence[tuple[np.ndarray, np.ndarray]], conf_level
             chunk = idx[start : start + step]
             xs = np.array([pairs[i][0] for i in chunk], dtype=float)
             ys = np.array([pairs[i][1] for i in chunk], dtype=float)
-            for i, res in zip(chunk, _batch(xs, ys, conf_level)):
+            for i, res in zip(chunk, _batch(xs, ys, conf_level, factors[chunk])):
                 results[i] = res
     return [r for r in results if r is not None]
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from exporters.judge import Judge, JudgeConfig
+from exporters.judge import Judge, JudgeConfig, variance_inflation
+from exporters.mannwhitney import mann_whitney_many
 from tests.conftest import ROOT
 
 
@@ -180,8 +181,79 @@ def test_vectorised_path_agrees_with_the_general_path(mode: str) -> None:
         can = {f"m{j}": 100 * (1 + 0.1 * ((t + j) % 3)) + rng.normal(0, 5 * (1 + (t % 2)), 40) for j in range(6)}
         base["same"], can["same"] = np.ones(40), np.ones(40)
         base["ints"], can["ints"] = rng.poisson(2, 40).astype(float), rng.poisson(3, 40).astype(float)
+        base["smooth"], can["smooth"] = _overlapping(rng, 40), _overlapping(rng, 40, 1 + 0.05 * (t % 4))
         pairs.append((base, can))
     cfg = JudgeConfig(mode=mode)
     fast = Judge(cfg).judge_many(pairs)
     slow = Judge(cfg, vectorised=False).judge_many(pairs)
     assert [j.as_dict() for j in fast] == [j.as_dict() for j in slow]
+
+
+def _overlapping(rng: np.random.Generator, n: int, scale: float = 1.0, width: int = 3) -> np.ndarray:
+    """What ``rate(x[3m])`` sampled every minute gives: each point averages ``width`` independent intervals."""
+    raw = rng.normal(100.0, 10.0, n + width - 1)
+    return scale * np.convolve(raw, np.ones(width) / width, mode="valid")
+
+
+def _false_positives(cfg: JudgeConfig, draw, runs: int = 400) -> float:
+    rng = np.random.default_rng(11)
+    pairs = [({"latency": draw(rng)}, {"latency": draw(rng)}) for _ in range(runs)]
+    judged = Judge(cfg).judge_many(pairs)
+    return sum(j.metrics["latency"].classification != "pass" for j in judged) / runs
+
+
+@pytest.mark.parametrize("n", [8, 30])
+def test_overlapping_windows_do_not_inflate_false_positives(n: int) -> None:
+    """Healthy canaries whose points share their rate() windows: the correction keeps the false-positive rate
+    near what independent points give; Kayenta's independence assumption fails them several times as often."""
+    draw = lambda rng: _overlapping(rng, n)  # noqa: E731
+    independent = _false_positives(JudgeConfig(min_samples=2), lambda rng: rng.normal(100.0, 10.0, n))
+    corrected = _false_positives(JudgeConfig(min_samples=2), draw)
+    assumed = _false_positives(JudgeConfig(min_samples=2, serial_correlation=False), draw)
+    assert assumed >= 0.06 and assumed >= 3 * corrected, (assumed, corrected)
+    assert corrected <= max(0.03, 2 * independent), (corrected, independent)
+
+
+def test_a_real_regression_on_overlapping_windows_still_fails() -> None:
+    rng = np.random.default_rng(3)
+    judge = Judge(JudgeConfig(min_samples=2))
+    for n in (8, 30):
+        verdict = judge.judge({"latency": _overlapping(rng, n)}, {"latency": _overlapping(rng, n, 1.5)})
+        m = verdict.metrics["latency"]
+        assert m.classification == "high", m.reason
+        assert m.details["mann_whitney"]["variance_inflation"] > 1.5
+
+
+def test_variance_inflation_estimates() -> None:
+    rng = np.random.default_rng(0)
+    iid = variance_inflation(rng.normal(size=(500, 60)), rng.normal(size=(500, 60)))
+    assert 0.99 < float(np.median(iid)) < 1.1
+    smooth = np.array([_overlapping(rng, 60) for _ in range(200)])
+    f = variance_inflation(smooth[:100], smooth[100:])
+    # A 3-point moving average has variance inflation 1 + 2 (2/3 + 1/3) = 3 for a mean.
+    assert 2.2 < float(np.median(f)) < 3.8, np.median(f)
+    trend = np.arange(30.0)[None, :]
+    assert variance_inflation(trend, trend)[0] > 7.5
+    walks = np.cumsum(rng.normal(size=(400, 6)), axis=1)
+    f = variance_inflation(walks[:200], walks[200:])
+    assert f.min() >= 1.0 and f.max() <= 3.0  # at least two effective points per side
+    assert variance_inflation(np.ones((1, 2)), np.ones((1, 2)))[0] == 1.0  # too short to estimate
+
+
+def test_mann_whitney_inflation_widens_the_interval() -> None:
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(1.0, 1.0, 20), rng.normal(0.0, 1.0, 20)
+    plain, same, wide = mann_whitney_many([(x, y), (x, y), (x, y)], 0.98, [1.0, 1.0, 3.0])
+    assert plain == same and wide.estimate == plain.estimate
+    assert wide.lower < plain.lower and wide.upper > plain.upper and wide.p_value > plain.p_value
+    with pytest.raises(ValueError, match="one factor per pair"):
+        mann_whitney_many([(x, y)], 0.98, [1.0, 2.0])
+
+
+def test_kayenta_mode_keeps_the_independence_assumption() -> None:
+    rng = np.random.default_rng(2)
+    base, can = {"latency": _overlapping(rng, 30)}, {"latency": _overlapping(rng, 30, 1.1)}
+    kayenta = Judge(JudgeConfig(mode="kayenta")).judge(base, can).metrics["latency"]
+    off = Judge(JudgeConfig(serial_correlation=False)).judge(base, can).metrics["latency"]
+    assert "variance_inflation" not in kayenta.details["mann_whitney"]
+    assert kayenta.details["mann_whitney"] == off.details["mann_whitney"]
