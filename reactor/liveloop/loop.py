@@ -97,6 +97,8 @@ class Outcome:
     state: str = ""
     recovered: bool = False
     recovered_at: float | None = None
+    #: Every score read for the target: ``(time, revision, score, on sufficient data)``.
+    readings: list[tuple[float, str, float, bool]] = field(default_factory=list)
     ok: bool = False
     problems: list[str] = field(default_factory=list)
 
@@ -368,6 +370,8 @@ class LiveLoop:
                 time.sleep(0.2)
                 continue
             score = entry.get("score")
+            if score is not None:
+                out.readings.append((now, str(entry.get("revision", "")), float(score), entry.get("sufficient") == 1.0))
             if not dropped and score is not None and score < 50 and entry.get("sufficient") == 1.0:
                 dropped = True
                 out.score_dropped_at = now
@@ -448,6 +452,9 @@ class LiveLoop:
             out.problems.append(f"strategy {sorted(map(str, strategies))}, expected {scenario.strategy}")
         if not out.state_ok:
             out.problems.append(f"cluster state: {out.state}")
+        failing = [score for _, _, score, sufficient in out.readings if sufficient and score < 50]
+        if scenario.strategy is None and failing:
+            out.problems.append(f"{len(failing)} failing scores (lowest {min(failing):.0f}) for a healthy deploy")
         if scenario.strategy and not out.recovered:
             out.problems.append("the score did not recover after the rollback")
         if scenario.redeploy and not any("cooldown" in " ".join(d.get("reasons") or []) for d in out.decisions):

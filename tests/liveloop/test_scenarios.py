@@ -73,7 +73,14 @@ def test_scenario(name: str, tmp_path: Path) -> None:
         assert out.deployed_at < out.alert_received_at <= out.decision_at <= out.rollback_completed_at
     else:
         assert not any(r["kind"] == "decision" for r in audit), kinds
-        assert final["score"] >= 75, final
+        # Each reading is a statistical test: a healthy revision may read marginal now and then (the judge's
+        # 98 % confidence, kept honest on overlapping rate() windows by its serial-correlation correction), and
+        # its rare errors often leave the rate test undecided (insufficient). What must hold: no reading on
+        # sufficient data fails (nothing for the rollback rule to fire on), and most read healthy.
+        mine = [(score, sufficient) for _, revision, score, sufficient in out.readings if revision == final["revision"]]
+        assert len(mine) >= 20 and not [s for s, sufficient in mine if sufficient and s < 50], (out.readings, final)
+        scores = sorted(s for s, _ in mine)
+        assert scores[len(scores) // 2] >= 75, (out.readings, final)
     if scenario.redeploy:
         # The retried deploy's alert fired again and was held by the cooldown (its score flaps, so the final
         # score may be in either phase); the retried revision stays.
