@@ -8,7 +8,8 @@ Rules, in the order they are applied (the first that settles the matter wins):
 
 1. a resolved alert never starts a rollback;
 2. the global kill switch;
-3. alerts that name no workload, or report missing data, are ignored (missing data never rolls back);
+3. alerts that name no workload (or one no platform can hold: a "/" in a name), or report missing data, are
+   ignored (missing data never rolls back);
 4. the policy's severity filter;
 5. an alert that started before the deploy registered for its target is pre-existing (the deploy did not
    cause it, and rolling back would block the fix from rolling forward);
@@ -96,6 +97,8 @@ def decide(
             "ignore",
             "the alert names no workload: add a 'target' (or 'deployment'/'service') label to the rule",
         )
+    if alert.target.problem:
+        return out("ignore", f"{alert.target.problem}: fix the rule's labels")
     if (alert.failure_kind or "").lower() in NO_DATA_KINDS:
         return out("ignore", f"the alert reports missing data ({alert.failure_kind}): missing data never rolls back")
     if policy.severities and (alert.severity or "") not in policy.severities:

@@ -243,7 +243,7 @@ class Worker:
         policy = self.settings.policy_for(target_key) if target_key else self.settings.policies.defaults
         state: TargetState | None = None
         state_error: str | None = None
-        if target_key and alert.status == "firing":
+        if target_key and alert.status == "firing" and not alert.target.problem:
             try:
                 ref = TargetRef.parse(target_key)
                 _, platform = self.platforms.for_target(ref, policy)

@@ -95,6 +95,16 @@ class TargetIdentity:
             return None
         return f"{self.platform}/{self.cluster}/{self.namespace}/{self.name}"
 
+    @property
+    def problem(self) -> str | None:
+        """Why this identity cannot name a workload, or None. The key's parts are separated by ``/``, and no
+        Kubernetes, ECS or Swarm name holds one: a label like ``deployment="shop/cart"`` is a rule's mistake."""
+        for part, value in (("platform", self.platform), ("cluster", self.cluster), ("namespace", self.namespace),
+                            ("name", self.name)):  # fmt: skip
+            if value and "/" in value:
+                return f"the alert's {part} {value!r} contains '/', which no workload identity can hold"
+        return None
+
     def as_dict(self) -> dict[str, str | None]:
         return {
             "platform": self.platform,

@@ -91,6 +91,7 @@ ROWS = [
     Row("kill switch", ("ignore", None, "kill switch"), kw={"kill_switch": True}),
     Row("kill switch flag in store", ("ignore", None, "kill switch"), history={"kill_switch": True}),
     Row("no workload", ("ignore", None, "names no workload"), alert={"name": None}),
+    Row("a '/' in the name", ("ignore", None, "'shop/checkout' contains '/'"), alert={"name": "shop/checkout"}),
     Row("missing data", ("ignore", None, "missing data never rolls back"), alert={"failure_kind": "no_data"}),
     Row("severity filter", ("ignore", None, "severity 'warning'"), policy={"severities": ("critical",)}),
     Row(

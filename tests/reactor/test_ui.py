@@ -32,7 +32,7 @@ TARGET = "kubernetes/e2e/prod/checkout"
 #: A token as ``openssl rand -base64`` makes them: "+" and "/" in a URL fragment.
 BASE64_TOKEN = "a+b/c9=="
 #: A label an attacker controls, and where the decision shows it: in its target. No "/" in it (no closing
-#: tags): a slash would split the target into more than four parts, which the reactor does not parse.
+#: tags): a name with a slash is ignored, and this test needs a decision waiting for approval.
 HOSTILE = "<img src=x onerror=\"window.__xss='img'\"><b>bold<script>window.__xss='script'<script>"
 
 

@@ -6,7 +6,9 @@ between a write and its record, temporary and permanent errors), which is where 
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -384,3 +386,22 @@ def test_decision_explains_itself(app_factory: Any, db_url: str, platform: Fault
     assert view["inputs"]["policy"]["mode"] == "auto"
     assert view["plan"]["steps"][0]["calls"][0]["method"] == "REVERT"
     assert view["explanation"].startswith("roll back with undo to revision 1 [succeeded]")
+
+
+def test_a_target_label_with_a_slash_is_ignored_with_its_reason(
+    app_factory: Any, db_url: str, platform: FaultyPlatform, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No workload name holds a '/'. Such a label split the target key into five parts, which the platform
+    lookup and the notifier could not parse ("could not build the held_for_approval notification")."""
+    app = build(app_factory, db_url, platform, clock, **{"policies.defaults.mode": "recommend"})
+    payload = copy.deepcopy(FIRING)
+    for labels in (payload["alerts"][0]["labels"], payload["commonLabels"]):
+        labels["deployment"] = "shop/checkout"
+    send(app, payload)
+    with caplog.at_level(logging.WARNING):
+        rt(app).worker.drain()
+    [decision] = decisions(app)
+    assert (decision["action"], decision["status"]) == ("ignore", "ignored"), decision
+    assert any("'shop/checkout' contains '/'" in r for r in decision["reasons"]), decision["reasons"]
+    assert platform.calls == []
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
