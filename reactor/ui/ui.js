@@ -1,9 +1,11 @@
-// Smart Rollback dashboard. Reads the reactor's JSON API with the user's bearer token and renders it with DOM
+// Smart Rollback dashboard. Reads the reactor's JSON API with the user's credentials and renders it with DOM
 // APIs only: decisions carry alert labels anybody can set, so no data ever goes through innerHTML.
 "use strict";
 
 (function () {
-  const TOKEN_KEY = "smart-rollback-token";
+  // The Authorization header value ("Bearer ..." or "Basic ..."), and whom it signs in (shown in the header).
+  const AUTH_KEY = "smart-rollback-authorization";
+  const WHO_KEY = "smart-rollback-who";
   const REFRESH_MS = 5000;
   const TIMEOUT_MS = 10000; // a hung reactor shows the error banner instead of a page that silently stops
   const API = "api/v1/"; // relative to /ui, so the page also works behind a path prefix
@@ -30,21 +32,34 @@
     } catch (e) {
       token = match[1];
     }
-    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    if (token) remember("Bearer " + token, "a token");
     // Out of the address bar, the history and any bookmark.
     history.replaceState(null, "", location.pathname + location.search);
   }
 
-  const token = () => sessionStorage.getItem(TOKEN_KEY);
+  function remember(authorization, who) {
+    sessionStorage.setItem(AUTH_KEY, authorization);
+    sessionStorage.setItem(WHO_KEY, who);
+  }
+
+  function basic(user, password) {
+    // btoa takes Latin-1 only: encode the UTF-8 bytes of "user:password" first (RFC 7617's charset).
+    const bytes = new TextEncoder().encode(user + ":" + password);
+    return "Basic " + btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(""));
+  }
+
+  const authorization = () => sessionStorage.getItem(AUTH_KEY);
 
   function signOut(message) {
     generation += 1;
-    sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(AUTH_KEY);
+    sessionStorage.removeItem(WHO_KEY);
     clearTimeout(timer);
     $("dashboard").hidden = true;
     $("sign-out").hidden = true;
     $("error").hidden = true;
     $("updated").textContent = "";
+    $("who").textContent = "";
     // Nothing of the last token's view may show for a while under the next one.
     for (const id of ["pending", "inflight", "decisions", "deployments"]) clear(tbody(id));
     for (const id of ["kill-switch", "pending-count", "inflight-count", "approval-result"]) $(id).textContent = "";
@@ -62,6 +77,7 @@
     $("sign-in").hidden = true;
     $("dashboard").hidden = false;
     $("sign-out").hidden = false;
+    $("who").textContent = "signed in with " + (sessionStorage.getItem(WHO_KEY) || "a token");
     refresh();
   }
 
@@ -69,7 +85,7 @@
 
   async function api(path, options) {
     const init = Object.assign({ credentials: "omit", cache: "no-store" }, options || {});
-    init.headers = Object.assign({ Accept: "application/json", Authorization: "Bearer " + token() }, init.headers);
+    init.headers = Object.assign({ Accept: "application/json", Authorization: authorization() }, init.headers);
     const abort = new AbortController();
     const deadline = setTimeout(() => abort.abort(), TIMEOUT_MS);
     init.signal = abort.signal;
@@ -97,7 +113,7 @@
 
   function handleUnauthorized(err) {
     if (!(err instanceof Unauthorized)) return false;
-    signOut("The reactor refused this token (401): sign in again with a valid token.");
+    signOut("The reactor refused these credentials (401): sign in again with a valid token or user.");
     return true;
   }
 
@@ -370,12 +386,20 @@
       event.preventDefault();
       const value = $("token").value.trim();
       if (!value) return;
-      sessionStorage.setItem(TOKEN_KEY, value);
+      remember("Bearer " + value, "a token");
       $("token").value = "";
       signedIn();
     });
+    $("basic-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const user = $("user").value.trim();
+      if (!user) return;
+      remember(basic(user, $("password").value), "user " + user);
+      $("password").value = "";
+      signedIn();
+    });
     $("sign-out").addEventListener("click", () => signOut("Signed out."));
-    if (token()) signedIn();
+    if (authorization()) signedIn();
     else signOut("");
   });
 })();

@@ -31,6 +31,8 @@ FIRING = load_fixture("alertmanager-0.25-webhook-firing.json")
 TARGET = "kubernetes/e2e/prod/checkout"
 #: A token as ``openssl rand -base64`` makes them: "+" and "/" in a URL fragment.
 BASE64_TOKEN = "a+b/c9=="
+#: A basic-auth user (``auth.basic``) whose name and password are not Latin-1: the page must send UTF-8.
+USER, PASSWORD = "zoë", "pässwörd:with-colon"
 #: A label an attacker controls, and where the decision shows it: in its target. No "/" in it (no closing
 #: tags): a name with a slash is ignored, and this test needs a decision waiting for approval.
 HOSTILE = "<img src=x onerror=\"window.__xss='img'\"><b>bold<script>window.__xss='script'<script>"
@@ -66,7 +68,12 @@ class Reactor:
 def reactor(app_factory: Any, sqlite_url: str) -> Iterator[Reactor]:
     """The reactor in ``recommend`` mode behind a real HTTP server; the test drives its worker."""
     settings = make_settings(
-        sqlite_url, **{"policies.defaults.mode": "recommend", "auth.tokens": [TOKEN, BASE64_TOKEN]}
+        sqlite_url,
+        **{
+            "policies.defaults.mode": "recommend",
+            "auth.tokens": [TOKEN, BASE64_TOKEN],
+            "auth.basic": [{"username": USER, "password": PASSWORD}],
+        },
     )
     app = app_factory(settings, platforms=Platforms(settings, instances={"kubernetes": DryRunPlatform()}))
     port = free_port()
@@ -116,7 +123,8 @@ def test_signed_in_the_page_lists_decisions_and_approves_through_the_api(browser
     browser.open(f"{reactor.url}/ui#token={TOKEN}")
     browser.wait_for(f"{rows('pending')}.length === 1")
     assert browser.evaluate("location.hash") == "", "the token stays out of the address bar and the history"
-    assert browser.evaluate("sessionStorage.getItem('smart-rollback-token')") == TOKEN
+    assert browser.evaluate("sessionStorage.getItem('smart-rollback-authorization')") == f"Bearer {TOKEN}"
+    assert browser.evaluate("document.getElementById('who').textContent") == "signed in with a token"
     [shown] = browser.evaluate(rows("pending"))
     assert TARGET in shown and pending["reasons"][0] in shown
     [recent] = browser.evaluate(rows("decisions"))
@@ -148,7 +156,7 @@ def test_signed_in_the_page_lists_decisions_and_approves_through_the_api(browser
 
     browser.evaluate("document.getElementById('sign-out').click()")
     assert browser.evaluate("document.getElementById('sign-in-message').textContent") == "Signed out."
-    assert browser.evaluate("sessionStorage.getItem('smart-rollback-token')") is None
+    assert browser.evaluate("sessionStorage.getItem('smart-rollback-authorization')") is None
     assert TARGET not in browser.evaluate("document.body.innerText")
 
 
@@ -159,7 +167,7 @@ def test_a_base64_token_in_the_link_works_raw_or_percent_encoded(
     reactor.alert()
     browser.open(f"{reactor.url}/ui#token={fragment}")
     browser.wait_for(f"{rows('decisions')}.length === 1")
-    assert browser.evaluate("sessionStorage.getItem('smart-rollback-token')") == BASE64_TOKEN
+    assert browser.evaluate("sessionStorage.getItem('smart-rollback-authorization')") == f"Bearer {BASE64_TOKEN}"
 
 
 def test_a_wrong_token_shows_the_401_message(browser: Browser, reactor: Reactor) -> None:
@@ -170,7 +178,7 @@ def test_a_wrong_token_shows_the_401_message(browser: Browser, reactor: Reactor)
     )
     assert "401" in message
     assert browser.evaluate("document.getElementById('dashboard').hidden") is True
-    assert browser.evaluate("sessionStorage.getItem('smart-rollback-token')") is None
+    assert browser.evaluate("sessionStorage.getItem('smart-rollback-authorization')") is None
     assert TARGET not in browser.evaluate("document.body.innerText")
 
     # Signing in with the right token from the form shows the data.
@@ -243,3 +251,35 @@ def test_the_browser_enforces_the_policy(browser: Browser, reactor: Reactor) -> 
     assert browser.evaluate("window.__inline") is None
     blocked = browser.take_problems()
     assert len(blocked) == 2 and all("Content Security Policy" in p and "blocked" in p for p in blocked), blocked
+
+
+def test_a_basic_auth_user_signs_in_and_approvals_carry_the_name(browser: Browser, reactor: Reactor) -> None:
+    reactor.alert()
+    [pending] = reactor.decisions()
+    browser.open(f"{reactor.url}/ui")
+    browser.wait_for("!document.getElementById('sign-in').hidden")
+    browser.evaluate(
+        "document.getElementById('user').value = 'zoë'; document.getElementById('password').value = 'wrong';"
+        "document.getElementById('basic-form').requestSubmit()"
+    )
+    message = browser.wait_for(
+        "!document.getElementById('sign-in').hidden && document.getElementById('sign-in-message').textContent"
+    )
+    assert "401" in message
+    browser.evaluate(
+        f"document.getElementById('user').value = {json.dumps(USER)};"
+        f"document.getElementById('password').value = {json.dumps(PASSWORD)};"
+        "document.getElementById('basic-form').requestSubmit()"
+    )
+    browser.wait_for(f"{rows('pending')}.length === 1")
+    assert browser.evaluate("document.getElementById('who').textContent") == f"signed in with user {USER}"
+    assert browser.evaluate("document.getElementById('password').value") == ""
+    browser.evaluate(
+        "const input = document.querySelector('#pending input.reason');"
+        "input.value = 'zoë checked it'; input.dispatchEvent(new Event('input'));"
+        "document.querySelector('#pending button.approve').click()"
+    )
+    result = browser.wait_for("document.getElementById('approval-result').textContent.match(/^Approved.*/)?.[0]")
+    assert f"(by {USER})" in result
+    full = requests.get(f"{reactor.url}/api/v1/decisions/{pending['id']}", headers=AUTH, timeout=10).json()
+    assert full["status"] == "approved" and full["actor"] == USER, full
