@@ -782,6 +782,23 @@ class Judge:
         return Judgement(summary, verdict, dict(results), groups, reason)
 
 
+def _average_ranks(a: np.ndarray) -> np.ndarray:
+    """Per row, ranks with ties sharing their average (a constant row is all ties: no fake trend)."""
+    rows, n = a.shape
+    order = np.argsort(a, axis=1, kind="stable")
+    s = np.take_along_axis(a, order, axis=1)
+    index = np.broadcast_to(np.arange(n), (rows, n))
+    new = np.ones((rows, n), bool)
+    new[:, 1:] = s[:, 1:] != s[:, :-1]
+    first = np.maximum.accumulate(np.where(new, index, 0), axis=1)
+    last_flags = np.ones((rows, n), bool)
+    last_flags[:, :-1] = new[:, 1:]
+    last = np.minimum.accumulate(np.where(last_flags, index, n - 1)[:, ::-1], axis=1)[:, ::-1]
+    ranks = np.empty((rows, n))
+    np.put_along_axis(ranks, order, (first + last) / 2.0, axis=1)
+    return ranks
+
+
 def variance_inflation(B: np.ndarray, C: np.ndarray) -> np.ndarray:
     """Per row, how much serial correlation inflates the variance of the two samples' rank statistics.
 
@@ -798,11 +815,7 @@ def variance_inflation(B: np.ndarray, C: np.ndarray) -> np.ndarray:
     if n_min < 3 or rows == 0:
         return out
     n = (nb + nc) / 2.0
-    sides = []
-    for a in (B, C):
-        r = np.empty(a.shape)
-        np.put_along_axis(r, np.argsort(a, axis=1, kind="stable"), np.arange(a.shape[1], dtype=float), axis=1)
-        sides.append(r - (a.shape[1] - 1) / 2.0)
+    sides = [r - r.mean(axis=1, keepdims=True) for r in (_average_ranks(B), _average_ranks(C))]
     den = (sides[0] ** 2).sum(axis=1) + (sides[1] ** 2).sum(axis=1)
     ids = np.nonzero(den > 0)[0]
     sides, den = [s[ids] for s in sides], den[ids]

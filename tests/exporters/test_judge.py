@@ -234,6 +234,11 @@ def test_variance_inflation_estimates() -> None:
     assert 2.2 < float(np.median(f)) < 3.8, np.median(f)
     trend = np.arange(30.0)[None, :]
     assert variance_inflation(trend, trend)[0] > 7.5
+    # Ties share their average rank: a flat side is no trend (ordinal ranks would read 0, 1, 2... as one).
+    flat = variance_inflation(rng.normal(size=(200, 30)), np.zeros((200, 30)))
+    assert float(np.median(flat)) < 1.1, np.median(flat)
+    quantized = np.round(rng.normal(size=(400, 30)))
+    assert float(np.median(variance_inflation(quantized[:200], quantized[200:]))) < 1.1
     walks = np.cumsum(rng.normal(size=(400, 6)), axis=1)
     f = variance_inflation(walks[:200], walks[200:])
     assert f.min() >= 1.0 and f.max() <= 3.0  # at least two effective points per side
