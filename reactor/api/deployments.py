@@ -115,7 +115,7 @@ def list_deployments() -> Any:
     rows = store.list_deployments(
         target=args.get("target"), status=status, revision=args.get("revision"), limit=limit, before=before
     )
-    next_before = rows[-1]["started_at"] if len(rows) == limit else None
+    next_before = rows[-1]["started_at"] if len(rows) >= limit else None
     return jsonify(deployments=[deployment_view(store, r) for r in rows], next_before=next_before)
 
 

@@ -82,7 +82,7 @@ def list_decisions() -> Any:
         target=args.get("target"), status=status, action=args.get("action"), limit=limit, before=before
     )
     items = [decision_view(r, brief=True) for r in rows]
-    next_before = rows[-1]["created_at"] if len(rows) == limit else None
+    next_before = rows[-1]["created_at"] if len(rows) >= limit else None
     return jsonify(decisions=items, next_before=next_before)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import ColumnElement, Connection, Engine, Select, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -33,6 +33,21 @@ def _json_default(value: Any) -> Any:
 def _dumps(value: Any) -> str:
     # orjson: the intake hot path serializes a few documents per alert; the stdlib is ~15x slower.
     return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def newest_first_page(conn: Connection, query: Select[Any], at: ColumnElement[Any], limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` rows of ``query`` (ordered by ``at`` descending), plus the rest of the last row's ``at``.
+
+    The API's cursor is that last ``at`` (clients ask for ``before`` it), so rows sharing it that did not fit
+    would never be listed. A page therefore ends with its whole last instant, a few rows over ``limit`` when
+    several rows share one timestamp.
+    """
+    rows = [dict(r) for r in conn.execute(query.limit(limit)).mappings()]
+    if len(rows) == limit:
+        seen = {r["id"] for r in rows}
+        last = rows[-1][at.key]
+        rows += [dict(r) for r in conn.execute(query.where(at == last)).mappings() if r["id"] not in seen]
+    return rows
 
 
 def make_engine(url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 10) -> Engine:

@@ -27,6 +27,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from reactor.store import schema as s
+from reactor.store.db import newest_first_page
 
 
 def idempotency_hash(key: str) -> str:
@@ -166,7 +167,7 @@ class DeploymentStore:
     ) -> list[dict[str, Any]]:
         """Deployments, newest first."""
         d = s.deployments
-        query = select(d).order_by(d.c.started_at.desc(), d.c.id.desc()).limit(limit)
+        query = select(d).order_by(d.c.started_at.desc(), d.c.id.desc())
         if target:
             query = query.where(d.c.target == target)
         if status:
@@ -176,7 +177,7 @@ class DeploymentStore:
         if before is not None:
             query = query.where(d.c.started_at < before)
         with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+            return newest_first_page(conn, query, d.c.started_at, limit)
 
     def deployment_activity(self, target: str, since: float) -> dict[str, list[dict[str, Any]]]:
         """What happened to ``target``: decisions created since ``since`` (oldest first), alerts firing now,

@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from reactor.store import schema as s
-from reactor.store.db import StoreUnavailable, _dumps, make_engine, migrate
+from reactor.store.db import StoreUnavailable, _dumps, make_engine, migrate, newest_first_page
 from reactor.store.deployments import DeploymentStore
 from webhooks import Alert, Notification
 
@@ -690,7 +690,7 @@ class Store(DeploymentStore):
         since: float | None = None,
     ) -> list[dict[str, Any]]:
         d = s.decisions
-        query = select(d).order_by(d.c.created_at.desc(), d.c.id.desc()).limit(limit)
+        query = select(d).order_by(d.c.created_at.desc(), d.c.id.desc())
         if target:
             query = query.where(d.c.target == target)
         if status:
@@ -702,7 +702,7 @@ class Store(DeploymentStore):
         if since is not None:
             query = query.where(d.c.created_at >= since)
         with self.engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
+            return newest_first_page(conn, query, d.c.created_at, limit)
 
     def in_flight(self, target: str) -> list[dict[str, Any]]:
         """Decisions of ``target`` that are executing or queued for execution."""

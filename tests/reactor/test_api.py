@@ -294,3 +294,27 @@ def test_kill_switch_state_says_what_stops_the_rollbacks(app_factory: Any, db_ur
     by_setting = app_factory(make_settings(db_url, kill_switch=True)).test_client()
     state = by_setting.get("/api/v1/kill-switch", headers=AUTH).json
     assert (state["enabled"], state["setting"], state["flag"]) == (True, True, False)
+
+
+def test_paging_lists_every_decision_once_when_several_share_a_timestamp(app: Flask) -> None:
+    """The cursor is a time (``before`` = ``next_before``): a page that cut a group of decisions made in the
+    same instant would lose the rest of the group, since the next page starts strictly before it."""
+    runtime = rt(app)
+    runtime.store.clock = runtime.worker.clock = lambda: 1_800_000_000.0  # one instant for every decision
+    client = app.test_client()
+    for n in range(7):
+        alert = json.loads(json.dumps(FIRING))
+        for labels in (alert["alerts"][0]["labels"], alert["commonLabels"]):
+            labels["deployment"] = f"svc-{n}"
+        alert["alerts"][0]["fingerprint"] = f"{n:016x}"
+        assert post(client, "/webhooks/alertmanager", alert).status_code == 202
+    runtime.worker.drain()
+    seen: list[str] = []
+    query: dict[str, Any] = {"limit": 3}
+    for _ in range(5):
+        page = client.get("/api/v1/decisions", query_string=query, headers=AUTH).json
+        seen += [d["id"] for d in page["decisions"]]
+        if page["next_before"] is None:
+            break
+        query = {"limit": 3, "before": page["next_before"]}
+    assert len(seen) == 7 and len(set(seen)) == 7, seen
