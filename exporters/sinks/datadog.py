@@ -1,9 +1,13 @@
 """Datadog sink: the health series as v2 metric series (``POST /api/v2/series``) with tags.
 
 Names: ``<prefix>.health_score``, ``<prefix>.data_sufficient``, ``<prefix>.anomaly_score`` (tag
-``detector``), ``<prefix>.predicted_breach_seconds`` (tag ``metric``) and ``<prefix>.verdict`` (tag
-``verdict``, 1 for the current one); all gauges (intake type 3). The identity labels become tags
-(``target:checkout``, ``revision:v42``...), plus the configured ``tags``.
+``detector``), ``<prefix>.predicted_breach_seconds`` (tag ``metric``), ``<prefix>.verdict`` (tag
+``verdict``, 1 for the current one), ``<prefix>.metric_verdict`` (tags ``metric``, ``critical``,
+``classification``, 1 for each metric's current classification) and ``<prefix>.metric_failing_since`` (tag
+``metric``: the Unix time since which it has not passed); all gauges (intake type 3). Only current values
+are sent, not the zeros Prometheus keeps for the other verdicts: each tag combination is a billed custom
+metric. The identity labels become tags (``target:checkout``, ``revision:v42``...), plus the configured
+``tags``.
 """
 
 from __future__ import annotations
@@ -63,6 +67,14 @@ class DatadogSeriesSink:
                 add("health_score", r.score, tags)
             add("data_sufficient", 1.0 if r.sufficient else 0.0, tags)
             add("verdict", 1.0, [*tags, f"verdict:{r.verdict}"])
+            if r.judgement is not None:
+                for metric, m in r.judgement.metrics.items():
+                    critical = "true" if m.critical else "false"
+                    add("metric_verdict", 1.0, [*tags, f"metric:{metric}", f"critical:{critical}",
+                                                f"classification:{m.classification}"])  # fmt: skip
+            for e in r.explanations:
+                if e.since is not None:
+                    add("metric_failing_since", e.since, [*tags, f"metric:{e.name}"])
             for det, score in r.anomaly.items():
                 add("anomaly_score", score, [*tags, f"detector:{det}"])
             for metric, fc in r.breaches.items():

@@ -283,6 +283,16 @@ def test_datadog_sink_matches_the_captured_request(recorder) -> None:
         "smart_rollback.verdict",
         "smart_rollback.anomaly_score",
     }
+    # Which metric failed, as the Prometheus sink tells it: the current classification only (no billed zeros).
+    verdicts = {
+        tuple(t for t in v["tags"] if t.split(":")[0] in ("metric", "critical", "classification")): v["points"]
+        for v in body["series"]
+        if v["metric"] == "smart_rollback.metric_verdict"
+    }
+    assert verdicts[("metric:latency", "critical:false", "classification:high")] == [{"timestamp": NOW, "value": 1.0}]
+    assert len(verdicts) == len(reports[0].judgement.metrics)
+    [since] = [v for v in body["series"] if v["metric"] == "smart_rollback.metric_failing_since"]
+    assert "metric:latency" in since["tags"] and since["points"][0]["value"] == reports[0].explanations[0].since
 
 
 def test_pushgateway_push(pushgateway) -> None:
