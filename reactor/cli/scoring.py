@@ -74,7 +74,16 @@ def detect(input_path: str, output_path: str, detector_name: str | None) -> None
 
 
 @main.command()
-@click.option("--config", "config_path", required=True, type=_FILE, help="Exporter config (docs/exporter.md).")
+@click.option(
+    "--config",
+    "-c",
+    "config_path",
+    required=True,
+    type=_FILE,
+    envvar="SMART_ROLLBACK_EXPORTER_CONFIG",
+    show_envvar=True,
+    help="Exporter config (docs/exporter.md).",
+)
 @click.option("--shard", "shard_text", default="0/1", show_default=True, help="This replica's shard i/N.")
 @click.option("--once", is_flag=True, help="Run one cycle, print the reports as JSON and exit.")
 @click.option("--listen", default=None, help="Override the config's listen address (host:port).")

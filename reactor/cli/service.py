@@ -207,10 +207,83 @@ Logs:               {loop.run_dir / "logs"}
 # ------------------------------------------------------------------------------------------ configuration
 
 
+#: Top-level keys that only an exporter config (docs/exporter.md) or a judge config (docs/judge.md) has.
+_EXPORTER_KEYS = frozenset(
+    {"sources", "targets", "target_files", "interval", "listen", "sinks", "stale_after", "judge"}
+)
+_JUDGE_KEYS = frozenset({"confidence", "tolerance", "min_samples", "spread_ratio", "serial_correlation", "thresholds",
+                         "groups", "defaults", "metrics"})  # fmt: skip
+
+
+def _kind_of(file: str) -> str:
+    """Guess what FILE configures from its top-level keys (the reactor's settings when in doubt)."""
+    from exporters.errors import ConfigError
+    from exporters.tables import load_document
+
+    try:
+        keys = set(load_document(file))
+    except (ConfigError, OSError, ValueError, TypeError):
+        return "reactor"  # the reactor's loader gives the precise error
+    if keys & _EXPORTER_KEYS:
+        return "exporter"
+    if keys and keys <= _JUDGE_KEYS | {"mode", "seed"}:
+        return "judge"
+    return "reactor"
+
+
 @main.command("check-config")
 @click.argument("file", type=click.Path(dir_okay=False))
-def check_config(file: str) -> None:
-    """Validate a settings FILE (and the environment), without starting anything."""
+@click.option(
+    "--kind",
+    type=click.Choice(["auto", "reactor", "exporter", "judge"]),
+    default="auto",
+    show_default=True,
+    help="What FILE configures; auto tells by its top-level keys.",
+)
+def check_config(file: str, kind: str) -> None:
+    """Validate a reactor, exporter or judge config FILE (and the environment it reads), starting nothing."""
+    kind = _kind_of(file) if kind == "auto" else kind
+    if kind == "exporter":
+        _check_exporter(file)
+    elif kind == "judge":
+        _check_judge(file)
+    else:
+        _check_reactor(file)
+
+
+def _check_exporter(file: str) -> None:
+    from exporters.config import load_config
+    from exporters.errors import ConfigError
+
+    try:
+        config = load_config(file)
+    except ConfigError as exc:
+        raise click.ClickException(f"invalid exporter configuration:\n  {exc}") from None
+    click.echo(
+        f"{file}: OK (exporter). {len(config.targets)} target(s) every {config.interval:g} s, "
+        f"sources: {', '.join(sorted(config.sources)) or 'none'}"
+    )
+
+
+def _check_judge(file: str) -> None:
+    from pydantic import ValidationError
+
+    from exporters.errors import ConfigError
+    from exporters.judge import JudgeConfig
+    from exporters.tables import format_validation_error, load_document
+
+    try:
+        config = JudgeConfig.model_validate(load_document(file))
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid judge configuration:\n  {format_validation_error(file, exc)}") from None
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"{file}: OK (judge). Mode {config.mode}, confidence {config.confidence}, {len(config.metrics)} metric(s)"
+    )
+
+
+def _check_reactor(file: str) -> None:
     from strategies import PlatformError, load_platform
 
     settings = _load(file, {})

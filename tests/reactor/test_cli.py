@@ -42,6 +42,38 @@ def test_check_config(tmp_path: Path) -> None:
     assert "server.bind: bind must be HOST:PORT" in result.stderr
 
 
+def test_check_config_tells_exporter_and_judge_configs_apart(tmp_path: Path) -> None:
+    exporter = tmp_path / "exporter.yml"
+    exporter.write_text(
+        "interval: 15\nsources: {prom: {type: prometheus, url: 'http://127.0.0.1:9090'}}\n"
+        "targets:\n"
+        "  - {cluster: c, namespace: shop, name: checkout, source: prom, metrics: [{template: http_errors}]}\n"
+    )
+    result = cli("check-config", str(exporter))
+    assert result.returncode == 0, result.stderr
+    assert "OK (exporter). 1 target(s) every 15 s, sources: prom" in result.stdout
+    exporter.write_text("sources: {p: {type: graphite, url: x}}\n")
+    result = cli("check-config", str(exporter))
+    assert result.returncode == 1 and "invalid exporter configuration" in result.stderr
+    assert "unknown source type 'graphite'" in result.stderr
+
+    judge = tmp_path / "judge.yml"
+    judge.write_text("confidence: 0.95\nmetrics: {p99: {group: latency, critical: true}}\n")
+    result = cli("check-config", str(judge))
+    assert result.returncode == 0, result.stderr
+    assert "OK (judge). Mode smart, confidence 0.95, 1 metric(s)" in result.stdout
+    judge.write_text("metrics: {p99: {direction: sideways}}\n")
+    result = cli("check-config", "--kind", "judge", str(judge))
+    assert result.returncode == 1 and "metrics.p99" in result.stderr and "direction" in result.stderr
+    # The exporter takes its config from the environment too (a container sets it once).
+    env = {"PATH": "/usr/bin:/bin", "SMART_ROLLBACK_EXPORTER_CONFIG": str(tmp_path / "nope.yml")}
+    result = cli("exporter", "--once", env=env)
+    assert result.returncode == 2 and "nope.yml: cannot read" in result.stderr
+    # Forced to the wrong kind, the loader says what it does not know.
+    result = cli("check-config", "--kind", "reactor", str(exporter))
+    assert result.returncode == 1 and "sources" in result.stderr
+
+
 def test_serve_refuses_to_start_without_credentials(tmp_path: Path) -> None:
     result = cli("serve", "--db", f"sqlite:///{tmp_path / 'r.db'}", env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 1
