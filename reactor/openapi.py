@@ -536,7 +536,10 @@ _SCHEMAS: dict[str, Any] = {
         "required": ["target"],
         "properties": {
             "target": {"type": "string"},
-            "to_revision": {"type": "integer"},
+            "to_revision": {
+                "oneOf": [{"type": "integer"}, {"type": "string", "minLength": 1, "maxLength": 255}],
+                "description": "A revision number, or a revision's name or image tag (the newest revision with it).",
+            },
             "strategy": {"type": "string"},
             "reason": {"type": "string"},
             "actor": {"type": "string"},

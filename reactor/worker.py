@@ -332,7 +332,10 @@ class Worker:
         to_revision = payload.get("to_revision")
         if to_revision is None:
             to_revision, why = _choose_revision(state, self.store.history(str(target), lookback_seconds=1).marks)
-            reasons += why
+        else:
+            to_revision, why = _requested_revision(state, to_revision)
+        reasons += why
+        blocker = why[-1] if to_revision is None and why else None
         strategy = payload.get("strategy")
         if not strategy:
             probe = Alert.from_summary(
@@ -348,8 +351,8 @@ class Worker:
             strategy, why = _choose_strategy(probe, policy, state, release, STRATEGIES, to_revision)
             reasons += why
         if to_revision is None or strategy is None:
-            self.store.update_decision(decision["id"], "manual rollback cannot proceed: " + reasons[-1],
-                                       status="held", reasons=reasons)  # fmt: skip
+            self.store.update_decision(decision["id"], "manual rollback cannot proceed: " + (blocker or reasons[-1]),
+                                       status="held", reasons=reasons, to_revision=None)  # fmt: skip
             return self.store.get_decision(decision["id"]) or decision
         self.store.update_decision(
             decision["id"],
@@ -603,3 +606,26 @@ def _plan_from_dict(data: Mapping[str, Any] | None) -> Plan | None:
         for step in data.get("steps", ())
     )
     return Plan(data["strategy"], request, steps, tuple(data.get("notes", ())))
+
+
+def _requested_revision(state: TargetState, wanted: int | str) -> tuple[int | None, list[str]]:
+    """The revision a person asked for: a number in the history, or the newest revision whose name, image or
+    image tag is ``wanted`` (people know ``v1.4.2``, not the platform's revision number)."""
+    known = ", ".join(f"{r.number} ({r.image or r.name})" if (r.image or r.name) else str(r.number)
+                      for r in state.revisions)  # fmt: skip
+    if isinstance(wanted, int):
+        if state.revisions and state.revision(wanted) is None:
+            return None, [f"revision {wanted} is not in the rollout history of {state.target} (known: {known})"]
+        return wanted, [f"revision {wanted}, as requested"]
+    matches = [r for r in state.revisions if wanted in (r.name, r.image, _image_tag(r.image))]
+    if not matches:
+        return None, [f"no revision of {state.target} is named or tagged {wanted!r} (known: {known or 'none'})"]
+    chosen = max(matches, key=lambda r: r.number)
+    also = f", the newest of {len(matches)} with it" if len(matches) > 1 else ""
+    return chosen.number, [f"revision {chosen.number} is {wanted!r}{also}, as requested"]
+
+
+def _image_tag(image: str) -> str:
+    """``registry:5000/shop/cart:2.5.0@sha256:...`` -> ``2.5.0`` (a registry's port is not a tag)."""
+    last = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    return last.partition(":")[2]

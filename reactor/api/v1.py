@@ -139,8 +139,13 @@ def manual_rollback() -> Any:
     if strategy is not None and strategy not in STRATEGIES:
         abort(400, f"unknown strategy {strategy!r}; available: {', '.join(sorted(STRATEGIES))}")
     to_revision = body.get("to_revision")
-    if to_revision is not None and (isinstance(to_revision, bool) or not isinstance(to_revision, int)):
-        abort(400, "to_revision must be an integer revision number")
+    if to_revision is not None and not (
+        (isinstance(to_revision, int) and not isinstance(to_revision, bool))
+        or (isinstance(to_revision, str) and 0 < len(to_revision.strip()) <= 255)
+    ):
+        abort(400, "to_revision must be a revision number or a revision name or image tag (1 to 255 characters)")
+    if isinstance(to_revision, str):
+        to_revision = to_revision.strip()
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 0 < len(key) <= 128:
         abort(400, "Idempotency-Key must be 1 to 128 characters")

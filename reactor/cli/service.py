@@ -434,7 +434,12 @@ def kill_switch(state: str, config: str | None, db: str | None, actor: str) -> N
 
 @main.command()
 @click.argument("target")
-@click.option("--to", "to_revision", type=int, help="revision to return to (default: last known good / previous)")
+@click.option(
+    "--to",
+    "to_revision",
+    help="revision to return to: a number, or a revision name or image tag such as v1.4.2 "
+    "(default: last known good / previous)",
+)
 @click.option("--strategy", help="undo, blue_green, progressive or partial (default: chosen by the engine)")
 @click.option("--reason", default="", help="why (goes to the audit trail and notifications)")
 @click.option("--url", envvar="SMART_ROLLBACK_URL", default="http://127.0.0.1:8080", show_default=True)
@@ -443,7 +448,7 @@ def kill_switch(state: str, config: str | None, db: str | None, actor: str) -> N
 @click.option("--timeout", default=600.0, show_default=True, help="seconds to follow it")
 def rollback(
     target: str,
-    to_revision: int | None,
+    to_revision: str | None,
     strategy: str | None,
     reason: str,
     url: str,
@@ -456,7 +461,8 @@ def rollback(
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     headers["Idempotency-Key"] = secrets.token_hex(8)
-    body = {"target": target, "to_revision": to_revision, "strategy": strategy, "reason": reason}
+    wanted: int | str | None = int(to_revision) if to_revision and to_revision.isdigit() else to_revision
+    body = {"target": target, "to_revision": wanted, "strategy": strategy, "reason": reason}
     try:
         response = requests.post(f"{url}/api/v1/rollbacks", json=body, headers=headers, timeout=10)
     except requests.RequestException as exc:

@@ -641,7 +641,8 @@ class Store(DeploymentStore):
                 "strategy": payload.get("strategy"),
                 "mode": "manual",
                 "status": "queued",
-                "to_revision": payload.get("to_revision"),
+                # A name or tag is resolved against the platform's history when the worker takes the request.
+                "to_revision": payload.get("to_revision") if isinstance(payload.get("to_revision"), int) else None,
                 "reasons": [f"manual rollback requested by {actor}" + (f": {reason}" if reason else "")],
                 "inputs": {"request": dict(payload), "actor": actor},
                 "actor": actor,

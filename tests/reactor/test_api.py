@@ -159,6 +159,32 @@ def test_deployments_and_pre_existing_alerts(app: Flask) -> None:
 
 
 @pytest.mark.parametrize(
+    ("wanted", "status", "to_revision", "reason"),
+    [
+        ("checkout-1", "succeeded", 1, "revision 1 is 'checkout-1', as requested"),
+        (1, "succeeded", 1, "revision 1, as requested"),
+        ("v9.9.9", "held", None, "no revision of kubernetes/prod/shop/checkout is named or tagged 'v9.9.9' (known: "),
+        (7, "held", None, "revision 7 is not in the rollout history of kubernetes/prod/shop/checkout (known: "),
+    ],
+)
+def test_manual_rollback_to_a_named_revision(
+    app: Flask, wanted: int | str, status: str, to_revision: int | None, reason: str
+) -> None:
+    """People know a release by its name or tag; an unknown one is held with what is known, not attempted."""
+    client = app.test_client()
+    body = {"target": "kubernetes/prod/shop/checkout", "to_revision": wanted, "reason": "incident 43"}
+    response = client.post("/api/v1/rollbacks", json=body, headers=AUTH)
+    assert response.status_code == 202, response.json
+    rt(app).worker.drain()
+    detail = client.get(response.json["url"], headers=AUTH).json
+    assert (detail["status"], detail["to_revision"]) == (status, to_revision), detail["reasons"]
+    assert any(r.startswith(reason) for r in detail["reasons"]), detail["reasons"]
+    if status == "held":
+        [held] = [a for a in detail["audit"] if a["message"].startswith("manual rollback cannot proceed")]
+        assert held["message"].startswith(f"manual rollback cannot proceed: {reason}"), held["message"]
+
+
+@pytest.mark.parametrize(
     ("body", "message"),
     [
         ({"revision": "1"}, "target is required"),
@@ -223,7 +249,9 @@ def test_manual_rollback_through_the_engine(app: Flask) -> None:
     ("body", "message"),
     [
         ({"target": "k/c/n/x", "strategy": "yolo"}, "unknown strategy"),
-        ({"target": "k/c/n/x", "to_revision": "3"}, "to_revision must be an integer"),
+        ({"target": "k/c/n/x", "to_revision": True}, "to_revision must be a revision number or a revision name"),
+        ({"target": "k/c/n/x", "to_revision": " "}, "to_revision must be a revision number or a revision name"),
+        ({"target": "k/c/n/x", "to_revision": 1.5}, "to_revision must be a revision number or a revision name"),
         ({}, "target is required"),
     ],
 )

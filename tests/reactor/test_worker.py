@@ -405,3 +405,26 @@ def test_a_target_label_with_a_slash_is_ignored_with_its_reason(
     assert any("'shop/checkout' contains '/'" in r for r in decision["reasons"]), decision["reasons"]
     assert platform.calls == []
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
+
+
+def test_a_requested_revision_is_found_by_name_image_or_tag() -> None:
+    from reactor.worker import _requested_revision
+    from strategies import Revision
+
+    image = "registry.example:5000/shop/cart"
+    state = TargetState(
+        target=TargetRef.parse("kubernetes/prod/shop/cart"),
+        current_revision=4,
+        revisions=(
+            Revision(2, image=f"{image}:2.4.0"),
+            Revision(3, image=f"{image}:2.5.0@sha256:0123"),
+            Revision(4, image=f"{image}:2.5.0", name="cart-7d9f"),
+        ),
+    )
+    assert _requested_revision(state, "2.4.0")[0] == 2
+    number, why = _requested_revision(state, "2.5.0")
+    assert number == 4 and "the newest of 2" in why[0]
+    assert _requested_revision(state, "cart-7d9f")[0] == 4
+    assert _requested_revision(state, f"{image}:2.4.0")[0] == 2
+    number, why = _requested_revision(state, "5000")  # the registry's port is not a tag
+    assert number is None and "known: 2 (registry.example:5000/shop/cart:2.4.0)" in why[0]
