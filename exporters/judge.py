@@ -237,6 +237,11 @@ def _num(value: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _nums(values: np.ndarray) -> list[float | None]:
+    """:func:`_num` of every element of a 1-D array."""
+    return [v if ok else None for v, ok in zip(values.astype(float).tolist(), np.isfinite(values).tolist())]
+
+
 def _is_count(values: np.ndarray) -> bool:
     finite = values[np.isfinite(values)]
     return len(finite) > 0 and bool(np.all(finite >= 0)) and bool(np.all(finite == np.round(finite)))
@@ -397,6 +402,11 @@ class Judge:
                 pval = np.where(se2 > 0, special.stdtr(dof, -tstat), np.where(madc > madb, 0.0, 1.0))
                 sratio = np.where(madb > 0, madc / madb, np.where(madc > 0, np.inf, 1.0))
         alpha = 1.0 - self.config.confidence
+        # JSON-safe Python numbers for every row at once: a call per value was a tenth of a 50,000-metric cycle.
+        stats_b = [_nums(v) for v in (mb, sdb, sb[:, 0], sb[:, -1])]
+        stats_c = [_nums(v) for v in (mc, sdc, sc[:, 0], sc[:, -1])]
+        ratios = _nums(ratio)
+        spread_ratios = _nums(sratio) if smart else []
         for i, (t, name, cfg, b, c) in enumerate(rows):
             done, pending, _ = targets[t]
             if slow[i]:
@@ -414,17 +424,17 @@ class Judge:
             res.details["statistics"] = {
                 "baseline": {
                     "count": nb,
-                    "mean": _num(mb[i]),
-                    "std": _num(sdb[i]),
-                    "min": _num(sb[i, 0]),
-                    "max": _num(sb[i, -1]),
+                    "mean": stats_b[0][i],
+                    "std": stats_b[1][i],
+                    "min": stats_b[2][i],
+                    "max": stats_b[3][i],
                 },
                 "canary": {
                     "count": nc,
-                    "mean": _num(mc[i]),
-                    "std": _num(sdc[i]),
-                    "min": _num(sc[i, 0]),
-                    "max": _num(sc[i, -1]),
+                    "mean": stats_c[0][i],
+                    "std": stats_c[1][i],
+                    "min": stats_c[2][i],
+                    "max": stats_c[3][i],
                 },
             }
             if identical[i]:
@@ -432,13 +442,13 @@ class Judge:
                 res.details["mean_ratio"] = 1.0
                 done[name] = res
                 continue
-            res.details["mean_ratio"] = _num(ratio[i])
+            res.details["mean_ratio"] = ratios[i]
             item = _Pending(res, cfg, c, b, 0, inflation=float(inflation[i]))
             if smart:
                 out: dict[str, Any] = {
                     "canary_mad": float(madc[i]),
                     "baseline_mad": float(madb[i]),
-                    "ratio": _num(sratio[i]),
+                    "ratio": spread_ratios[i],
                 }
                 if nb < 3 or nc < 3 or madc[i] == madb[i]:
                     out.update(outcome="pass", p_value=1.0)
