@@ -20,6 +20,7 @@ auto-promotion and ``scaleDownDelaySeconds``.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import math
@@ -244,6 +245,16 @@ def admit_service(store: Store, rtype: ResourceType, obj: Obj, old: Obj | None) 
     return obj
 
 
+def admit_secret(store: Store, rtype: ResourceType, obj: Obj, old: Obj | None) -> Obj:
+    """``stringData`` is write-only, as on the API server: merged into ``data`` base64-encoded (winning)."""
+    strings = obj.pop("stringData", None) or {}
+    if strings:
+        encoded = {k: base64.b64encode(str(v).encode()).decode() for k, v in strings.items()}
+        obj["data"] = {**(obj.get("data") or {}), **encoded}
+    obj.setdefault("type", "Opaque")
+    return obj
+
+
 def admit_weights(store: Store, rtype: ResourceType, obj: Obj, old: Obj | None) -> Obj:
     """Reject route weights outside 0..100 like Istio's validation (IST0106) and the Gateway API schema."""
     name = obj["metadata"]["name"]
@@ -281,6 +292,7 @@ class Controllers:
         store.admission.setdefault(ROLLOUTS.id, []).append(admit_rollout)
         store.admission.setdefault(PODS.id, []).append(admit_pod)
         store.admission.setdefault(SERVICES.id, []).append(admit_service)
+        store.admission.setdefault(BY_ID["/secrets"].id, []).append(admit_secret)
         store.admission.setdefault(VIRTUALSERVICES.id, []).append(admit_weights)
         store.admission.setdefault(BY_ID["gateway.networking.k8s.io/httproutes"].id, []).append(admit_weights)
         store.listeners.append(self.on_event)

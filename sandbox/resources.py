@@ -57,6 +57,8 @@ RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", ("v1",), "configmaps", "ConfigMap", short_names=("cm",)),
     ResourceType("", ("v1",), "secrets", "Secret"),
     ResourceType("", ("v1",), "events", "Event", short_names=("ev",)),
+    # What deploy/kubernetes applies beside the workloads: identity, RBAC and disruption budgets.
+    ResourceType("", ("v1",), "serviceaccounts", "ServiceAccount", short_names=("sa",)),
     ResourceType(
         "apps",
         ("v1",),
@@ -76,6 +78,13 @@ RESOURCES: tuple[ResourceType, ...] = (
         categories=("all",),
     ),
     ResourceType("coordination.k8s.io", ("v1",), "leases", "Lease"),
+    ResourceType("rbac.authorization.k8s.io", ("v1",), "roles", "Role"),
+    ResourceType("rbac.authorization.k8s.io", ("v1",), "rolebindings", "RoleBinding"),
+    ResourceType("rbac.authorization.k8s.io", ("v1",), "clusterroles", "ClusterRole", namespaced=False),
+    ResourceType("rbac.authorization.k8s.io", ("v1",), "clusterrolebindings", "ClusterRoleBinding", namespaced=False),
+    ResourceType(
+        "policy", ("v1",), "poddisruptionbudgets", "PodDisruptionBudget", short_names=("pdb",), subresources=("status",)
+    ),
     ResourceType("networking.k8s.io", ("v1",), "ingresses", "Ingress", short_names=("ing",), subresources=("status",)),
     ResourceType(
         "networking.istio.io",

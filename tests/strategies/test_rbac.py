@@ -1,4 +1,4 @@
-"""The RBAC rules in docs/kubernetes.md are exactly what the platform uses: checked against the wire.
+"""The RBAC rules in deploy/kubernetes/clusterrole.yaml are exactly what the platform uses: checked on the wire.
 
 Every strategy × router case of test_matrix.py runs on a fresh demo sandbox, plus the per-target Lease
 lock; each request the sandbox received becomes the (API group, resource, verb) an RBAC authorizer would
@@ -20,6 +20,8 @@ from strategies.kubernetes.platform import KubernetesPlatform
 from tests.conftest import ROOT
 from tests.strategies.test_matrix import CASES
 
+#: The platform's RBAC rules; docs/kubernetes.md#rbac points here instead of repeating them.
+RULES = ROOT / "deploy" / "kubernetes" / "clusterrole.yaml"
 Grant = tuple[str, str, str]  # (API group, resource[/subresource], verb)
 
 #: Documented grants this test cannot reach on the demo seed, and the code that needs them.
@@ -52,13 +54,12 @@ def grants_used(records: Iterable[RequestRecord]) -> set[Grant]:
 
 
 def documented_grants() -> set[Grant]:
-    text = (ROOT / "docs" / "kubernetes.md").read_text()
-    section = text[text.index("## RBAC") :]
-    block = re.search(r"```yaml\n(.*?)```", section, re.S)
-    assert block, "docs/kubernetes.md: no yaml block under ## RBAC"
+    """The grants of the ClusterRole the manifests install: the one place the rules are written."""
+    role = yaml.safe_load(RULES.read_text())
+    assert role["kind"] == "ClusterRole", f"{RULES}: expected the ClusterRole, got {role['kind']}"
     return {
         (group, resource, verb)
-        for rule in yaml.safe_load(block.group(1))["rules"]
+        for rule in role["rules"]
         for group in rule["apiGroups"]
         for resource in rule["resources"]
         for verb in rule["verbs"]
@@ -86,7 +87,15 @@ def test_the_documented_rbac_rules_are_what_the_platform_uses(
     used |= grants_used(sandbox.requests)
 
     documented = documented_grants()
-    assert not used - documented, f"used but not in docs/kubernetes.md#rbac: {sorted(used - documented)}"
+    assert not used - documented, f"used but not granted in {RULES.relative_to(ROOT)}: {sorted(used - documented)}"
     unused = documented - used - set(NOT_EXERCISED)
-    assert not unused, f"granted in docs/kubernetes.md#rbac but never used: {sorted(unused)}"
+    assert not unused, f"granted in {RULES.relative_to(ROOT)} but never used: {sorted(unused)}"
     assert not set(NOT_EXERCISED) - documented
+
+
+def test_the_docs_point_to_the_rules_instead_of_repeating_them() -> None:
+    """A second copy of the rules in the docs would drift from the one this test checks."""
+    text = (ROOT / "docs" / "kubernetes.md").read_text()
+    section = text[text.index("## RBAC") : text.index("\n## ", text.index("## RBAC") + 1)]
+    assert "deploy/kubernetes/clusterrole.yaml" in section
+    assert "apiGroups" not in section, "docs/kubernetes.md#rbac repeats rules: link the file instead"
