@@ -404,6 +404,12 @@ class Worker:
                 audit_data=_plan_to_dict(plan),
                 plan=_plan_to_dict(plan),
             )
+            refusal = self._refusal(plan, target)
+            if refusal is not None:
+                self._finish(
+                    decision_id, "failed", {"error": refusal}, f"rollback refused before its first step: {refusal}"
+                )
+                return
         ctx = StoreContext(self, decision_id, str(target))
         try:
             outcome = strategy.execute(platform, plan, ctx)
@@ -425,6 +431,21 @@ class Worker:
         if verified is False:
             message += " (verification found the target not in the planned state)"
         self._finish(decision_id, status, result, message, strategy=strategy_name, alert_id=decision.get("alert_id"))
+
+    def _refusal(self, plan: Plan, target: TargetRef) -> str | None:
+        """Why the plan must not run: a step acts on another workload (a partial rollback's dependents) whose own
+        policy forbids it. The engine checked only the alerting target's policy; irreversible migrations of a
+        dependent (``rollback_safe: false``) or a workload that is only observed must not be reverted with it."""
+        for step in plan.steps:
+            other = str(step.target)
+            if other == str(target):
+                continue
+            policy = self.settings.policy_for(other)
+            if not policy.rollback_safe:
+                return f"the plan also reverts {other}, whose policy is rollback_safe: false (irreversible changes)"
+            if policy.mode == "observe":
+                return f"the plan also acts on {other}, whose policy is observe (record only)"
+        return None
 
     def _request(self, decision: Mapping[str, Any], target: TargetRef, policy: Policy) -> RollbackRequest:
         release = self.settings.releases.get(policy.release or "")

@@ -428,3 +428,44 @@ def test_a_requested_revision_is_found_by_name_image_or_tag() -> None:
     assert _requested_revision(state, f"{image}:2.4.0")[0] == 2
     number, why = _requested_revision(state, "5000")  # the registry's port is not a tag
     assert number is None and "known: 2 (registry.example:5000/shop/cart:2.4.0)" in why[0]
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ({"rollback_safe": False}, "whose policy is rollback_safe: false"),
+        ({"mode": "observe"}, "whose policy is observe"),
+    ],
+)
+def test_a_partial_rollback_respects_its_dependents_own_policy(
+    app_factory: Any, sqlite_url: str, clock: Clock, override: dict[str, Any], reason: str
+) -> None:
+    """checkout fails; payments depends on it, so a partial rollback reverts payments too. payments' own policy
+    (irreversible migrations, or observe only) forbids that: nothing is reverted and people are told why."""
+    platform = DryRunPlatform()
+    settings = make_settings(
+        sqlite_url,
+        **{
+            "policies.defaults.mode": "auto",
+            "policies.defaults.strategies": ["partial"],
+            "policies.defaults.default_strategy": "partial",
+            "policies.defaults.release": "shop",
+            "policies.targets": [{"match": "*/payments", **override}],
+            "releases": {"shop": {"components": {"checkout": {}, "payments": {"depends_on": ["checkout"]}}}},
+        },
+    )
+    events: list[tuple[str, Any]] = []
+    app = app_factory(settings, platforms=Platforms(settings, instances={"kubernetes": platform}),
+                      on_event=lambda kind, data: events.append((kind, data.get("id"))))  # fmt: skip
+    rt(app).store.clock = rt(app).worker.clock = clock
+    send(app)
+    rt(app).worker.drain()
+    [decision] = decisions(app)
+    assert (decision["strategy"], decision["status"]) == ("partial", "failed"), decision
+    detail = rt(app).store.get_decision(decision["id"], with_trail=True)
+    assert detail is not None
+    [refused] = [a["message"] for a in detail["audit"] if a["message"].startswith("rollback refused")]
+    assert "kubernetes/e2e/prod/payments" in refused and reason in refused, refused
+    assert any(a["kind"] == "plan" for a in detail["audit"]), "the plan is recorded for the people who decide"
+    assert platform.calls == [], "nothing was reverted"
+    assert ("rollback_failed", decision["id"]) in events
