@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import threading
 import time
@@ -98,6 +99,11 @@ class TargetReport:
     explanations: list[MetricExplanation] = field(default_factory=list)
     scored_at: float = 0.0
     error: str | None = None
+    #: While a canary shares traffic with its baseline: the baseline revision(s) serving, and their latest
+    #: window judged against the window before it. A progressive rollback reads it between steps: the side
+    #: taking the traffic back must stay as healthy as it was (reactor ``health.query``).
+    stable_revision: str = ""
+    stable_judgement: Judgement | None = None
 
     @property
     def labels(self) -> dict[str, str]:
@@ -119,6 +125,17 @@ class TargetReport:
         return None if self.judgement is None else self.judgement.score
 
     @property
+    def stable_score(self) -> float | None:
+        """The live baseline's score, when at least one unmuted metric was judged on its data. Its error count
+        often cannot decide (rare errors) while its latency can; a score over no data at all would read 100."""
+        j = self.stable_judgement
+        if j is None or not any(
+            m.classification in ("pass", "high", "low") and not m.muted for m in j.metrics.values()
+        ):
+            return None
+        return float(j.score)
+
+    @property
     def verdict(self) -> str:
         return "insufficient" if self.judgement is None else self.judgement.verdict
 
@@ -133,6 +150,8 @@ class _Prepared:
     matrix_train: np.ndarray | None
     matrix_now: np.ndarray | None
     error: str | None = None
+    #: The live baseline's revision(s) and its (previous window, latest window), when it serves with the canary.
+    stable: tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]] | None = None
 
 
 class Exporter:
@@ -166,7 +185,7 @@ class Exporter:
         self.reports: dict[str, TargetReport] = {}
         self._since: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
-        self._judges: dict[tuple[str, ...], tuple[Judge, dict[str, str]]] = {}
+        self._judges: dict[tuple[str, ...], tuple[Judge, Judge]] = {}
         self.isolation = IsolationScorer()
         #: Seconds before a target's Isolation Forest is refitted (also refitted on a new canary revision).
         self.isolation_refit = 600.0
@@ -297,6 +316,8 @@ class Exporter:
         baseline: dict[str, np.ndarray] = {}
         canary: dict[str, np.ndarray] = {}
         history: dict[str, np.ndarray] = {}
+        stable_before: dict[str, np.ndarray] = {}
+        stable_now: dict[str, np.ndarray] = {}
         for name, series_list in fetched.items():
             by_value: dict[str, list[Series]] = {}
             for s in series_list:
@@ -309,6 +330,8 @@ class Exporter:
                 concurrent = base_ts > now - window
                 if live and concurrent.any():
                     baseline[name] = base_vs[concurrent]
+                    stable_now[name] = baseline[name]
+                    stable_before[name] = base_vs[(base_ts > now - 2 * window) & (base_ts <= now - window)]
                 elif len(base_ts):
                     # The baseline stopped serving (a full rollout, or a rollback restored the canary): its whole
                     # last window, even while part of it still lies in the canary's window. Cutting it there
@@ -322,7 +345,9 @@ class Exporter:
                 baseline[name] = can_vs[(can_ts > now - 2 * window) & (can_ts <= now - window)]
             history[name] = _merge(series_list, reduce="mean")[1]
         train, current = _matrix(fetched, label, canary_value, others, now, window)
-        return _Prepared(target, canary_value, baseline, canary, history, train, current)
+        live = sorted(v for v in others if v in serving)
+        stable = (",".join(live), stable_before, stable_now) if live and stable_now else None
+        return _Prepared(target, canary_value, baseline, canary, history, train, current, stable=stable)
 
     def _prepare_time(
         self, target: TargetConfig, queries: list[tuple[str, str, str | None, dict[str, Any]]], now: float
@@ -359,8 +384,10 @@ class Exporter:
             history[name] = vs
         return _Prepared(target, "", baseline, canary, history, None, None)
 
-    def _judge_for(self, targets: list[TargetConfig]) -> tuple[Judge, dict[str, str]]:
-        """One Judge for the whole cycle, metric names namespaced per target (built once per target set)."""
+    def _judge_for(self, targets: list[TargetConfig]) -> tuple[Judge, Judge]:
+        """The cycle's Judges, metric names namespaced per target (built once per target set): the canaries', and
+        the live baselines' (against their own previous window) without the spread test: a baseline whose share
+        of the traffic fell while the canary took some is noisier for that alone, not unhealthy."""
         key = tuple(sorted(_report_key(t) for t in targets))
         cached = self._judges.get(key)
         if cached is not None:
@@ -374,18 +401,32 @@ class Exporter:
                 metrics[f"{_report_key(t)}|{name}"] = settings
         base: JudgeConfig = self.config.judge
         cfg = JudgeConfig.model_validate({**base.model_dump(by_alias=True, exclude={"metrics"}), "metrics": metrics})
-        self._judges = {key: (Judge(cfg), {})}
+        steady = cfg.model_copy(update={"spread_ratio": math.inf})
+        self._judges = {key: (Judge(cfg), Judge(steady))}
         return self._judges[key]
 
     def _score(self, prepared: list[_Prepared], now: float) -> list[TargetReport]:
         ok = [p for p in prepared if p.error is None]
-        judge, _ = self._judge_for([p.target for p in prepared])
+        judge, stable_judge = self._judge_for([p.target for p in prepared])
         pairs = []
         for p in ok:
             k = _report_key(p.target)
             pairs.append(({f"{k}|{n}": v for n, v in p.baseline.items()}, {f"{k}|{n}": v for n, v in p.canary.items()}))
         judgements = judge.judge_many(pairs) if pairs else []
         by_id = {id(p): j for p, j in zip(ok, judgements, strict=True)}
+        # The stable side against its own previous window.
+        steady = [p for p in ok if p.stable is not None]
+        stable_pairs = []
+        for p in steady:
+            assert p.stable is not None
+            k = _report_key(p.target)
+            stable_pairs.append(
+                ({f"{k}|{n}": v for n, v in p.stable[1].items()}, {f"{k}|{n}": v for n, v in p.stable[2].items()})
+            )
+        stable_by_id = {
+            id(p): _strip_namespace(j, _report_key(p.target))
+            for p, j in zip(steady, stable_judge.judge_many(stable_pairs) if stable_pairs else [], strict=True)
+        }
         reports = []
         detect: list[tuple[TargetReport, _Prepared]] = []
         for p in prepared:
@@ -399,6 +440,8 @@ class Exporter:
                 sufficient=j is not None and j.sufficient,
                 scored_at=now,
                 error=p.error,
+                stable_revision=p.stable[0] if p.stable is not None else "",
+                stable_judgement=stable_by_id.get(id(p)),
             )
             if j is not None:
                 self._explain(report, j, now)

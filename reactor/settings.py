@@ -279,8 +279,15 @@ class HealthSettings(_Model):
     #: Prometheus base URL; without it the stable side's health is "unknown" (strategies proceed).
     prometheus_url: str | None = None
     #: PromQL returning the stable side's 0–100 health; ``{target}``, ``{namespace}``, ``{cluster}`` are filled in.
-    query: str = 'min(smart_rollback_health_score{{target="{target}",namespace="{namespace}",side="baseline"}})'
-    healthy_above: float = 70.0
+    #: The default reads the exporter's baseline score: the stable revision's latest window against the one
+    #: before it, exported while it shares traffic with a canary (no series: unknown, and the step proceeds).
+    query: str = (
+        'min(smart_rollback_baseline_health_score{{target="{target}",namespace="{namespace}",cluster="{cluster}"}})'
+    )
+    #: At or above: healthy. Below it (and not below ``critical_below``): unhealthy, and a progressive rollback
+    #: stops with the canary at its share. 50, the judge's ``marginal`` threshold: one failing group of two (60)
+    #: is not enough to stop a rollback of a bad canary; a stable side failing on a shared cause is far lower.
+    healthy_above: float = 50.0
     critical_below: float = 20.0
     timeout_seconds: float = Field(2.0, gt=0)
 

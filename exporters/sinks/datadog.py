@@ -3,11 +3,12 @@
 Names: ``<prefix>.health_score``, ``<prefix>.data_sufficient``, ``<prefix>.anomaly_score`` (tag
 ``detector``), ``<prefix>.predicted_breach_seconds`` (tag ``metric``), ``<prefix>.verdict`` (tag
 ``verdict``, 1 for the current one), ``<prefix>.metric_verdict`` (tags ``metric``, ``critical``,
-``classification``, 1 for each metric's current classification) and ``<prefix>.metric_failing_since`` (tag
-``metric``: the Unix time since which it has not passed); all gauges (intake type 3). Only current values
-are sent, not the zeros Prometheus keeps for the other verdicts: each tag combination is a billed custom
-metric. The identity labels become tags (``target:checkout``, ``revision:v42``...), plus the configured
-``tags``.
+``classification``, 1 for each metric's current classification), ``<prefix>.metric_failing_since`` (tag
+``metric``: the Unix time since which it has not passed) and ``<prefix>.baseline_health_score`` (a live
+baseline's latest window against its previous one, tagged with its own revision); all gauges (intake type
+3). Only current values are sent, not the zeros Prometheus keeps for the other verdicts: each tag
+combination is a billed custom metric. The identity labels become tags (``target:checkout``,
+``revision:v42``...), plus the configured ``tags``.
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ class DatadogSeriesSink:
             for e in r.explanations:
                 if e.since is not None:
                     add("metric_failing_since", e.since, [*tags, f"metric:{e.name}"])
+            if r.stable_score is not None:
+                own = {**r.labels, "revision": r.stable_revision}
+                add("baseline_health_score", r.stable_score, [f"{k}:{v}" for k, v in own.items() if v] + self.tags)
             for det, score in r.anomaly.items():
                 add("anomaly_score", score, [*tags, f"detector:{det}"])
             for metric, fc in r.breaches.items():

@@ -73,6 +73,13 @@ class HealthCollector:
             "Late end of the breach-time interval.",
             labels=[*ident, "metric"],
         )
+        stable = GaugeMetricFamily(
+            "smart_rollback_baseline_health_score",
+            "While a canary shares traffic with its baseline: the baseline's latest window judged against the one "
+            "before it, 0-100, when at least one metric was judged (revision: the baseline's). Progressive rollbacks "
+            "read it.",
+            labels=ident,
+        )
         since = GaugeMetricFamily(
             "smart_rollback_metric_failing_since_timestamp_seconds",
             "Unix time since which the metric has not passed.",
@@ -107,6 +114,9 @@ class HealthCollector:
             for e in r.explanations:
                 if e.since is not None:
                     since.add_metric([*values, e.name], e.since)
+            if r.stable_score is not None:
+                own = {**labels, "revision": r.stable_revision}
+                stable.add_metric([own.get(k, "") for k in IDENTITY], r.stable_score)
         yield from (
             health,
             verdict,
@@ -117,6 +127,7 @@ class HealthCollector:
             breach,
             breach_early,
             breach_late,
+            stable,
             since,
         )
 

@@ -291,6 +291,10 @@ class LiveLoop:
                         entry = out.setdefault(sample.labels.get("target", ""), {})
                         entry.setdefault("metrics", {})[sample.labels["metric"]] = sample.labels["classification"]
                 continue
+            if family.name == "smart_rollback_baseline_health_score":
+                for sample in family.samples:
+                    out.setdefault(sample.labels.get("target", ""), {})["stable_score"] = sample.value
+                continue
             if family.name not in ("smart_rollback_health_score", "smart_rollback_data_sufficient"):
                 continue
             for sample in family.samples:
@@ -310,17 +314,21 @@ class LiveLoop:
                 out.append(self.session.get(f"{self.url('reactor')}/api/v1/decisions/{row['id']}", timeout=5).json())
         return sorted(out, key=lambda r: _epoch(r["created_at"]) or 0.0)
 
-    def wait_sufficient(self, target: str, timeout: float = 60.0) -> dict[str, Any]:
+    def wait_sufficient(self, target: str, timeout: float = 60.0, *, stable_side: bool = False) -> dict[str, Any]:
+        """Until the exporter scores ``target`` healthy on sufficient data; with ``stable_side``, also until its
+        baseline has a score against its own past (two windows of history), as a long-serving one has."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.supervisor is not None
             self.supervisor.check()
             with contextlib.suppress(requests.RequestException):
                 entry = self.scores().get(target, {})
-                if entry.get("sufficient") == 1.0 and entry.get("score", 0) >= 75:
+                healthy = entry.get("sufficient") == 1.0 and entry.get("score", 0) >= 75
+                if healthy and (not stable_side or "stable_score" in entry):
                     return entry
             time.sleep(0.5)
-        raise StartError(f"the exporter had no sufficient healthy score for {target} after {timeout:.0f}s")
+        what = "sufficient healthy score" + (" and baseline score" if stable_side else "")
+        raise StartError(f"the exporter had no {what} for {target} after {timeout:.0f}s")
 
     def register(self, scenario: Scenario, revision: str, previous: str) -> None:
         body = {
@@ -337,7 +345,7 @@ class LiveLoop:
     def play(self, scenario: Scenario, *, timeout: float = 40.0) -> Outcome:
         """Deploy the scenario's revision and follow the loop until it settles; the outcome says if it behaved."""
         assert self.sandbox is not None and self.simulator is not None and self.supervisor is not None
-        before = self.wait_sufficient(scenario.target)
+        before = self.wait_sufficient(scenario.target, stable_side=scenario.strategy == "progressive")
         self.echo(f"  {scenario.target} healthy: score {before['score']:.0f} at revision {before['revision']}")
         for tag, behaviour in scenario.faults.items():
             self.simulator.set_fault(tag, behaviour)

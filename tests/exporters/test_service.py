@@ -470,3 +470,53 @@ def test_a_stopped_baseline_is_judged_on_its_whole_last_window() -> None:
     assert report.revision == "v1"
     assert report.judgement.metrics["latency"].details["statistics"]["baseline"]["count"] == 17
     assert report.verdict == "pass" and report.sufficient
+
+
+def _stable_then(level_after: float, *, baseline_ends: float = NOW):
+    """v1 (the baseline) at 0.10 s, then ``level_after`` in its last 300 s; v2 (the canary) at 0.10 s since NOW-600."""
+
+    def make(start, end, step):
+        from exporters.sources import Series
+
+        rng = np.random.default_rng(3)
+        ts1 = np.arange(max(start, NOW - 1800), min(end, baseline_ends) + 1e-9, step)
+        v1 = np.where(ts1 > NOW - 300, level_after, 0.10) + rng.normal(0, 0.005, len(ts1))
+        ts2 = np.arange(max(start, NOW - 600), end + 1e-9, step)
+        return [
+            Series({"revision": "v1"}, ts1, v1),
+            Series({"revision": "v2"}, ts2, 0.10 + rng.normal(0, 0.005, len(ts2))),
+        ]
+
+    return make
+
+
+@pytest.mark.parametrize(
+    ("after", "ends", "expect"),
+    [(0.10, NOW, "healthy"), (0.25, NOW, "failing"), (0.10, NOW - 600, "absent")],
+    ids=["steady-baseline", "baseline-degrades", "full-rollout"],
+)
+def test_a_live_baseline_is_scored_against_its_own_previous_window(after: float, ends: float, expect: str) -> None:
+    """What a progressive rollback checks between steps: the side taking the traffic back stays as healthy as it
+    was. Exported only while the baseline serves with the canary, on sufficient data, under its own revision."""
+    src = GeneratedSource({"latency": _stable_then(after, baseline_ends=ends), "errors": _counts({})})
+    exp = Exporter(_config(metrics=[{"name": "latency", "query": "latency", "judge": {"group": "latency"}}]),
+                   sources={"gen": src}, clock=lambda: NOW)  # fmt: skip
+    [report] = exp.run_cycle()
+    assert report.revision == "v2"
+    reg = CollectorRegistry()
+    reg.register(HealthCollector(exp.snapshot))
+    lines = [
+        line
+        for line in generate_latest(reg).decode().splitlines()
+        if line.startswith("smart_rollback_baseline_health_score{")
+    ]
+    if expect == "absent":
+        assert report.stable_judgement is None and lines == []
+        return
+    assert report.stable_revision == "v1" and report.stable_judgement is not None
+    [line] = lines
+    assert 'revision="v1"' in line and 'target="checkout"' in line
+    score = float(line.rsplit(" ", 1)[1])
+    assert (score >= 75) if expect == "healthy" else (score < 50), (score, report.stable_judgement.reason)
+    # The canary's own score is untouched by its baseline's trouble: the canary is judged against it as before.
+    assert report.judgement is not None and report.judgement.metrics["latency"].classification != "high"
