@@ -44,6 +44,24 @@ NO_DATA_KINDS = frozenset({"no_data", "nodata", "insufficient_data", "insufficie
 #: Decision statuses that mean a rollback was (or is being) carried out.
 EXECUTED_STATUSES = frozenset({"approved", "executing", "succeeded", "failed", "stopped"})
 IN_FLIGHT_STATUSES = frozenset({"approved", "executing"})
+#: Decision.rule codes, in the order the rules apply: bounded, so a metric label can carry them.
+RULES = (
+    "resolved",
+    "kill_switch",
+    "no_workload",
+    "bad_target",
+    "missing_data",
+    "severity",
+    "pre_existing",
+    "in_progress",
+    "cooldown",
+    "max_rollbacks",
+    "rollback_unsafe",
+    "platform_error",
+    "no_revision",
+    "no_strategy",
+    "rollback",
+)
 #: The order strategies are tried in when nothing in the alert points to one.
 PREFERENCE = ("undo", "blue_green", "progressive", "partial")
 
@@ -59,6 +77,9 @@ class Decision:
     #: hold decisions that must reach a human now (PagerDuty/Opsgenie), not merely wait for one.
     page: bool = False
     inputs: Mapping[str, Any] = field(default_factory=dict)
+    #: Which rule settled it, a short fixed code (:data:`RULES`): what dashboards count decisions by, where
+    #: the reasons are free text.
+    rule: str = "rollback"
 
     @property
     def status(self) -> str:
@@ -85,25 +106,33 @@ def decide(
     registered = STRATEGIES if registered is None else registered
     inputs = _inputs(alert, policy, state, history, now, kill_switch, state_error)
 
-    def out(action: Action, *reasons: str, **kw: Any) -> Decision:
-        return Decision(action, policy.mode, tuple(reasons), inputs=inputs, **kw)
+    def out(action: Action, rule: str, *reasons: str, **kw: Any) -> Decision:
+        return Decision(action, policy.mode, tuple(reasons), inputs=inputs, rule=rule, **kw)
 
     if alert.status == "resolved":
-        return out("ignore", "the alert is resolved: a resolved alert never starts a rollback")
+        return out("ignore", "resolved", "the alert is resolved: a resolved alert never starts a rollback")
     if kill_switch or history.kill_switch:
-        return out("ignore", "the global kill switch is on: decisions are recorded, nothing is rolled back")
+        return out(
+            "ignore", "kill_switch", "the global kill switch is on: decisions are recorded, nothing is rolled back"
+        )
     if not alert.target.key:
         return out(
             "ignore",
+            "no_workload",
             "the alert names no workload: add a 'target' (or 'deployment'/'service') label to the rule",
         )
     if alert.target.problem:
-        return out("ignore", f"{alert.target.problem}: fix the rule's labels")
+        return out("ignore", "bad_target", f"{alert.target.problem}: fix the rule's labels")
     if (alert.failure_kind or "").lower() in NO_DATA_KINDS:
-        return out("ignore", f"the alert reports missing data ({alert.failure_kind}): missing data never rolls back")
+        return out(
+            "ignore",
+            "missing_data",
+            f"the alert reports missing data ({alert.failure_kind}): missing data never rolls back",
+        )
     if policy.severities and (alert.severity or "") not in policy.severities:
         return out(
             "ignore",
+            "severity",
             f"severity {alert.severity!r} is not one that rolls back this target ({', '.join(policy.severities)})",
         )
 
@@ -111,6 +140,7 @@ def decide(
     if deployment is not None and alert.starts_at.timestamp() < float(deployment["started_at"]):
         return out(
             "ignore",
+            "pre_existing",
             f"pre-existing alert: it started at {alert.starts_at.isoformat()}, before deployment "
             f"{deployment['id']} of revision {deployment['revision']} was registered; "
             "the new revision did not cause it",
@@ -118,7 +148,9 @@ def decide(
 
     in_flight = [d for d in history.decisions if d["status"] in IN_FLIGHT_STATUSES]
     if in_flight:
-        return out("ignore", f"a rollback of this target is already in progress (decision {in_flight[0]['id']})")
+        return out(
+            "ignore", "in_progress", f"a rollback of this target is already in progress (decision {in_flight[0]['id']})"
+        )
 
     executed = [d for d in history.decisions if d["action"] == "rollback" and d["status"] in EXECUTED_STATUSES]
     if executed:
@@ -126,22 +158,34 @@ def decide(
         if now - last < policy.cooldown_seconds:
             return out(
                 "ignore",
+                "cooldown",
                 f"cooldown: the target was rolled back {now - last:.0f}s ago (cooldown {policy.cooldown_seconds:.0f}s)",
             )
         in_window = [d for d in executed if now - float(d["created_at"]) < policy.window_seconds]
         if len(in_window) >= policy.max_rollbacks:
             return out(
                 "hold",
+                "max_rollbacks",
                 f"{len(in_window)} rollbacks in the last {policy.window_seconds:.0f}s reach the limit of "
                 f"{policy.max_rollbacks}: holding for a human",
                 page=True,
             )
 
     if not policy.rollback_safe:
-        return out("hold", "the policy marks this target rollback_safe: false (irreversible changes)", page=True)
+        return out(
+            "hold",
+            "rollback_unsafe",
+            "the policy marks this target rollback_safe: false (irreversible changes)",
+            page=True,
+        )
 
     if state is None:
-        return out("hold", f"the platform could not describe the target: {state_error or 'unknown error'}", page=True)
+        return out(
+            "hold",
+            "platform_error",
+            f"the platform could not describe the target: {state_error or 'unknown error'}",
+            page=True,
+        )
 
     to_revision, revision_reasons = _choose_revision(state, history.marks)
     idle = [c for c in state.colors if c != state.active_color]
@@ -151,11 +195,11 @@ def decide(
             f"{state.target} has no revision history (blue-green pair): the idle colour {idle[0]} is the way back"
         ]
     elif to_revision is None:
-        return out("hold", *revision_reasons, page=True)
+        return out("hold", "no_revision", *revision_reasons, page=True)
 
     strategy, strategy_reasons = _choose_strategy(alert, policy, state, release, registered, to_revision)
     if strategy is None:
-        return out("hold", *revision_reasons, *strategy_reasons, page=True)
+        return out("hold", "no_strategy", *revision_reasons, *strategy_reasons, page=True)
 
     mode_reason = {
         "observe": "mode observe: the rollback is recorded, not executed",
@@ -163,6 +207,7 @@ def decide(
         "auto": "mode auto: executing",
     }[policy.mode]
     return out(
+        "rollback",
         "rollback",
         *revision_reasons,
         *strategy_reasons,

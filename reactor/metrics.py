@@ -38,8 +38,9 @@ INTAKE_LATENCY = Histogram(
 )
 DECISIONS = Counter(
     "smart_rollback_decisions_total",
-    "Decisions by action (rollback, hold, ignore), strategy and mode.",
-    ["action", "strategy", "mode"],
+    "Decisions by action (rollback, hold, ignore), strategy, mode and the rule that settled it (cooldown, "
+    "max_rollbacks, pre_existing...: reactor.engine.RULES).",
+    ["action", "strategy", "mode", "rule"],
 )
 ROLLBACKS = Counter(
     "smart_rollback_rollbacks_total",

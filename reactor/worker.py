@@ -288,7 +288,7 @@ class Worker:
             "from_revision": decision.from_revision,
             "to_revision": decision.to_revision,
             "reasons": list(decision.reasons),
-            "inputs": {**decision.inputs, "page": decision.page},
+            "inputs": {**decision.inputs, "page": decision.page, "rule": decision.rule},
         }
         summary = f"{decision.action}" + (f" with {decision.strategy}" if decision.strategy else "")
         stored = self.store.create_decision(
@@ -296,7 +296,7 @@ class Worker:
             f"decision: {summary} ({decision.status}): {'; '.join(decision.reasons)}",
             finish=(job.id, self.owner, job.target) if finish else None,
         )
-        metrics.DECISIONS.labels(decision.action, decision.strategy or "", decision.mode).inc()
+        metrics.DECISIONS.labels(decision.action, decision.strategy or "", decision.mode, decision.rule).inc()
         self.on_event("decision_made", stored)
         if decision.status in ("pending_approval", "held"):
             self.on_event("held_for_approval", stored)

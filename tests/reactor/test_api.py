@@ -346,3 +346,13 @@ def test_paging_lists_every_decision_once_when_several_share_a_timestamp(app: Fl
             break
         query = {"limit": 3, "before": page["next_before"]}
     assert len(seen) == 7 and len(set(seen)) == 7, seen
+
+
+def test_decisions_are_counted_by_the_rule_that_settled_them(app: Flask) -> None:
+    client = app.test_client()
+    post(client, "/webhooks/alertmanager", FIRING)
+    rt(app).worker.drain()
+    metrics = client.get("/metrics").data.decode()
+    assert 'smart_rollback_decisions_total{action="rollback",mode="auto",rule="rollback",strategy=' in metrics
+    [decision] = client.get("/api/v1/decisions", headers=AUTH).json["decisions"]
+    assert client.get(f"/api/v1/decisions/{decision['id']}", headers=AUTH).json["inputs"]["rule"] == "rollback"

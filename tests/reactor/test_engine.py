@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from reactor.engine import decide
+from reactor.engine import RULES, decide
 from reactor.settings import Policy, ReleaseSettings
 from reactor.store import History
 from strategies import Capability, Revision, TargetRef, TargetState
@@ -264,6 +264,7 @@ def test_decision_table(row: Row) -> None:
     action, strategy, reason = row.expect
     assert (decision.action, decision.strategy) == (action, strategy), decision.reasons
     assert any(reason in r for r in decision.reasons), decision.reasons
+    assert decision.rule in RULES and (decision.rule == "rollback") == (action == "rollback"), decision.rule
 
 
 def test_decision_carries_its_inputs() -> None:
@@ -292,3 +293,26 @@ def test_engine_is_pure() -> None:
     inputs = (alert(), Policy(mode="auto"), replace(state()), History())
     first = decide(*inputs, now=NOW, registered=REGISTERED)
     assert decide(*inputs, now=NOW, registered=REGISTERED) == first
+
+
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [
+        ("kill switch", "kill_switch"),
+        ("no workload", "no_workload"),
+        ("a '/' in the name", "bad_target"),
+        ("missing data", "missing_data"),
+        ("pre-existing alert", "pre_existing"),
+        ("auto rollback with undo", "rollback"),
+    ],
+)
+def test_each_decision_names_the_rule_that_settled_it(name: str, rule: str) -> None:
+    """A short fixed code per rule, for dashboards (the metric's ``rule`` label); the reasons stay free text."""
+    [row] = [r for r in ROWS if r.name == name]
+    ch = row.changes
+    policy = Policy.model_validate({"mode": "auto", **ch.get("policy", {})})
+    decision = decide(
+        alert(**ch.get("alert", {})), policy, state(), History(**ch.get("history", {})), now=NOW,
+        registered=REGISTERED, **ch.get("kw", {}),
+    )  # fmt: skip
+    assert decision.rule == rule
