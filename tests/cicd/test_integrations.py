@@ -614,6 +614,8 @@ def test_argocd_files_have_what_argocd_requires() -> None:
     [(annotation, recipient)] = app["metadata"]["annotations"].items()
     assert annotation == "notifications.argoproj.io/subscribe.on-sync-running-smart-rollback.smart-rollback"
     assert re.fullmatch(r"[^/]+/[^/]+/[^/]+/[^/]+", recipient), "the recipient is the target"
+    # Self-heal would revert the reactor's rollback to what Git says, re-applying the bad revision.
+    assert app["spec"]["syncPolicy"]["automated"]["selfHeal"] is False
 
 
 @pytest.mark.e2e
