@@ -436,6 +436,8 @@ class Worker:
         """Why the plan must not run: a step acts on another workload (a partial rollback's dependents) whose own
         policy forbids it. The engine checked only the alerting target's policy; irreversible migrations of a
         dependent (``rollback_safe: false``) or a workload that is only observed must not be reverted with it."""
+        if plan.strategy != "partial":  # the other strategies act on the target alone
+            return None
         for step in plan.steps:
             other = str(step.target)
             if other == str(target):
