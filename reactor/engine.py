@@ -12,7 +12,8 @@ Rules, in the order they are applied (the first that settles the matter wins):
    ignored (missing data never rolls back);
 4. the policy's severity filter;
 5. an alert that started before the deploy registered for its target is pre-existing (the deploy did not
-   cause it, and rolling back would block the fix from rolling forward);
+   cause it, and rolling back would block the fix from rolling forward); without a registered deploy, one
+   that started over a minute before the running revision was created (the platform's record) is too;
 6. a rollback of the target already in progress;
 7. cooldown after the last rollback, then the max-rollbacks-per-window rail (hold and page);
 8. ``rollback_safe: false`` (irreversible migrations): hold and page;
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, timedelta
 from typing import Any, Literal
 
 from reactor.settings import Policy, ReleaseSettings
@@ -62,6 +64,9 @@ RULES = (
     "no_strategy",
     "rollback",
 )
+#: Without a registered deploy, an alert is pre-existing when it started this long before the running revision
+#: was created (the platform's clock against the alert source's).
+PRE_EXISTING_GRACE = timedelta(seconds=60)
 #: The order strategies are tried in when nothing in the alert points to one.
 PREFERENCE = ("undo", "blue_green", "progressive", "partial")
 
@@ -185,6 +190,21 @@ def decide(
             "platform_error",
             f"the platform could not describe the target: {state_error or 'unknown error'}",
             page=True,
+        )
+
+    running = state.revision(state.current_revision) if state.current_revision is not None else None
+    created = running.created_at if running is not None else None
+    if created is not None and created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)  # platforms report UTC; a naive time must not break the comparison
+    if deployment is None and created is not None and alert.starts_at < created - PRE_EXISTING_GRACE:
+        # No deploy was registered (no CI/CD plugin): the platform's own record of when the running revision
+        # appeared decides. Only a clear "before" counts, so clock skew never ignores a real regression.
+        return out(
+            "ignore",
+            "pre_existing",
+            f"pre-existing alert: it started at {alert.starts_at.isoformat()}, before revision "
+            f"{state.current_revision} was created at {created.isoformat()} (no deploy was registered; the "
+            "platform's revision time decides); the running revision did not cause it",
         )
 
     to_revision, revision_reasons = _choose_revision(state, history.marks)

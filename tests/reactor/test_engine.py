@@ -66,6 +66,13 @@ def rollback_record(ago: float, status: str = "succeeded") -> dict[str, Any]:
     return {"id": f"d{ago:.0f}", "action": "rollback", "status": status, "strategy": "undo", "created_at": NOW - ago}
 
 
+def _created(at: float, *, naive: bool = False) -> tuple[Revision, ...]:
+    """The default history, the running revision (3) created at ``at``."""
+    when = datetime.fromtimestamp(at, UTC)
+    return (Revision(1, image="shop:1"), Revision(2, image="shop:2"),
+            Revision(3, image="shop:3", created_at=when.replace(tzinfo=None) if naive else when))  # fmt: skip
+
+
 SHOP = ReleaseSettings.model_validate(
     {"components": {"checkout": {"depends_on": ["payments"]}, "payments": {}, "frontend": {"depends_on": ["checkout"]}}}
 )
@@ -93,6 +100,31 @@ ROWS = [
     Row("no workload", ("ignore", None, "names no workload"), alert={"name": None}),
     Row("a '/' in the name", ("ignore", None, "'shop/checkout' contains '/'"), alert={"name": "shop/checkout"}),
     Row("missing data", ("ignore", None, "missing data never rolls back"), alert={"failure_kind": "no_data"}),
+    # An alert firing for 10 minutes. Without a registered deploy, the running revision's creation decides.
+    Row(
+        "pre-existing by the revision's creation",
+        ("ignore", None, "before revision 3 was created at"),
+        alert={"starts_at": datetime.fromtimestamp(NOW - 600, UTC)},
+        state={"revisions": _created(NOW - 300)},
+    ),
+    Row(
+        "pre-existing by a naive creation time",
+        ("ignore", None, "no deploy was registered"),
+        alert={"starts_at": datetime.fromtimestamp(NOW - 600, UTC)},
+        state={"revisions": _created(NOW - 300, naive=True)},
+    ),
+    Row(
+        "created within the clock grace",
+        ("rollback", "undo", "mode auto"),
+        alert={"starts_at": datetime.fromtimestamp(NOW - 600, UTC)},
+        state={"revisions": _created(NOW - 570)},
+    ),
+    Row(
+        "created before the alert",
+        ("rollback", "undo", "mode auto"),
+        alert={"starts_at": datetime.fromtimestamp(NOW - 600, UTC)},
+        state={"revisions": _created(NOW - 900)},
+    ),
     Row("severity filter", ("ignore", None, "severity 'warning'"), policy={"severities": ("critical",)}),
     Row(
         "pre-existing alert",
@@ -303,6 +335,7 @@ def test_engine_is_pure() -> None:
         ("a '/' in the name", "bad_target"),
         ("missing data", "missing_data"),
         ("pre-existing alert", "pre_existing"),
+        ("pre-existing by the revision's creation", "pre_existing"),
         ("auto rollback with undo", "rollback"),
     ],
 )
@@ -312,7 +345,7 @@ def test_each_decision_names_the_rule_that_settled_it(name: str, rule: str) -> N
     ch = row.changes
     policy = Policy.model_validate({"mode": "auto", **ch.get("policy", {})})
     decision = decide(
-        alert(**ch.get("alert", {})), policy, state(), History(**ch.get("history", {})), now=NOW,
+        alert(**ch.get("alert", {})), policy, state(**ch.get("state", {})), History(**ch.get("history", {})), now=NOW,
         registered=REGISTERED, **ch.get("kw", {}),
     )  # fmt: skip
     assert decision.rule == rule
