@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from reactor.settings import Policy, ReleaseSettings
@@ -150,6 +150,18 @@ def decide(
             f"{deployment['id']} of revision {deployment['revision']} was registered; "
             "the new revision did not cause it",
         )
+    created = _running_since(state) if deployment is None else None
+    if created is not None and alert.starts_at < created - PRE_EXISTING_GRACE:
+        # No deploy was registered (no CI/CD plugin): the platform's own record of when the running revision
+        # appeared decides. Only a clear "before" counts, so clock skew never ignores a real regression.
+        assert state is not None
+        return out(
+            "ignore",
+            "pre_existing",
+            f"pre-existing alert: it started at {alert.starts_at.isoformat()}, before revision "
+            f"{state.current_revision} was created at {created.isoformat()} (no deploy was registered; the "
+            "platform's revision time decides); the running revision did not cause it",
+        )
 
     in_flight = [d for d in history.decisions if d["status"] in IN_FLIGHT_STATUSES]
     if in_flight:
@@ -192,21 +204,6 @@ def decide(
             page=True,
         )
 
-    running = state.revision(state.current_revision) if state.current_revision is not None else None
-    created = running.created_at if running is not None else None
-    if created is not None and created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)  # platforms report UTC; a naive time must not break the comparison
-    if deployment is None and created is not None and alert.starts_at < created - PRE_EXISTING_GRACE:
-        # No deploy was registered (no CI/CD plugin): the platform's own record of when the running revision
-        # appeared decides. Only a clear "before" counts, so clock skew never ignores a real regression.
-        return out(
-            "ignore",
-            "pre_existing",
-            f"pre-existing alert: it started at {alert.starts_at.isoformat()}, before revision "
-            f"{state.current_revision} was created at {created.isoformat()} (no deploy was registered; the "
-            "platform's revision time decides); the running revision did not cause it",
-        )
-
     to_revision, revision_reasons = _choose_revision(state, history.marks)
     idle = [c for c in state.colors if c != state.active_color]
     if to_revision is None and not state.revisions and idle and state.active_color:
@@ -236,6 +233,17 @@ def decide(
         from_revision=state.current_revision,
         to_revision=to_revision,
     )
+
+
+def _running_since(state: TargetState | None) -> datetime | None:
+    """When the platform created the running revision (UTC), if it says."""
+    if state is None or state.current_revision is None:
+        return None
+    running = state.revision(state.current_revision)
+    created = running.created_at if running is not None else None
+    if created is not None and created.tzinfo is None:
+        created = created.replace(tzinfo=UTC)  # platforms report UTC; a naive time must not break the comparison
+    return created
 
 
 def _choose_revision(state: TargetState, marks: Mapping[str, str]) -> tuple[int | None, list[str]]:

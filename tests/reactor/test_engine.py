@@ -114,6 +114,14 @@ ROWS = [
         state={"revisions": _created(NOW - 300, naive=True)},
     ),
     Row(
+        "pre-existing comes before the rails, as with a registered deploy",
+        ("ignore", None, "before revision 3 was created at"),
+        alert={"starts_at": datetime.fromtimestamp(NOW - 600, UTC)},
+        policy={"rollback_safe": False},
+        history={"decisions": (rollback_record(60),)},
+        state={"revisions": _created(NOW - 300)},
+    ),
+    Row(
         "created within the clock grace",
         ("rollback", "undo", "mode auto"),
         alert={"starts_at": datetime.fromtimestamp(NOW - 600, UTC)},
