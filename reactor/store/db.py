@@ -42,10 +42,13 @@ def newest_first_page(conn: Connection, query: Select[Any], at: ColumnElement[An
     would never be listed. A page therefore ends with its whole last instant, a few rows over ``limit`` when
     several rows share one timestamp.
     """
-    rows = [dict(r) for r in conn.execute(query.limit(limit)).mappings()]
-    if len(rows) == limit:
+    rows = [dict(r) for r in conn.execute(query.limit(limit + 1)).mappings()]
+    if len(rows) <= limit:
+        return rows
+    beyond = rows.pop()  # one row past the page: only when it shares the last instant is more needed
+    last = rows[-1][at.key]
+    if beyond[at.key] == last:
         seen = {r["id"] for r in rows}
-        last = rows[-1][at.key]
         rows += [dict(r) for r in conn.execute(query.where(at == last)).mappings() if r["id"] not in seen]
     return rows
 
