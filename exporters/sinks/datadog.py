@@ -62,8 +62,11 @@ class DatadogSeriesSink:
                 )
             )
 
+        def tagged(labels: dict[str, str]) -> list[str]:
+            return [f"{k}:{v}" for k, v in labels.items() if v] + self.tags
+
         for r in reports:
-            tags = [f"{k}:{v}" for k, v in r.labels.items() if v] + self.tags
+            tags = tagged(r.labels)
             if r.score is not None:
                 add("health_score", r.score, tags)
             add("data_sufficient", 1.0 if r.sufficient else 0.0, tags)
@@ -77,8 +80,7 @@ class DatadogSeriesSink:
                 if e.since is not None:
                     add("metric_failing_since", e.since, [*tags, f"metric:{e.name}"])
             if r.stable_score is not None:
-                own = {**r.labels, "revision": r.stable_revision}
-                add("baseline_health_score", r.stable_score, [f"{k}:{v}" for k, v in own.items() if v] + self.tags)
+                add("baseline_health_score", r.stable_score, tagged({**r.labels, "revision": r.stable_revision}))
             for det, score in r.anomaly.items():
                 add("anomaly_score", score, [*tags, f"detector:{det}"])
             for metric, fc in r.breaches.items():

@@ -1,7 +1,8 @@
-"""``GET /ui``: the live dashboard, a static page whose JavaScript reads the JSON API with the user's token.
+"""``GET /ui``: the live dashboard, a static page whose JavaScript reads the JSON API with the user's credentials.
 
 The shell holds no data and needs no credentials, so it can be served without auth; every number on it comes
-from the authenticated ``/api/v1`` endpoints, called with ``Authorization: Bearer``. The files are package
+from the authenticated ``/api/v1`` endpoints, called with ``Authorization: Bearer`` (a token) or ``Basic`` (a
+user). The files are package
 data (no build step, nothing fetched from a CDN), and the headers forbid inline script and style, framing and
 referrers: alerts carry labels anybody can set, and the page renders them as text only.
 """
